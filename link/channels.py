@@ -1,0 +1,124 @@
+"""Flat channels with perfect CSI: ``y = h * x + n``.
+
+Units: ``snr_db`` is Es/N0 in dB per *complex* channel use, for a channel
+input of unit average power (Es = 1). The complex noise variance is therefore
+``no = 10 ** (-snr_db / 10)``, ``no / 2`` per real dimension. On fading
+channels ``E[|h|^2] = 1``, so ``snr_db`` is the *average* received SNR.
+
+Fixed settings (coherence length, K-factor) are validated in ``__init__``;
+per-draw inputs (the noise variance and the random generator) go in the call.
+Every channel returns ``(y, h)`` where ``h`` broadcasts against ``y``; the
+receivers use ``h`` as perfect CSI.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .registry import Registry
+
+CHANNELS: Registry[type["Channel"]] = Registry("channel")
+
+
+def snr_db_to_no(snr_db: float) -> float:
+    """Complex noise variance ``no`` for Es/N0 ``snr_db`` (dB) with Es = 1."""
+    return 10.0 ** (-float(snr_db) / 10.0)
+
+
+def complex_normal(shape, generator: torch.Generator, dtype=torch.complex64,
+                   device=None) -> torch.Tensor:
+    """CN(0, 1) samples (variance 1/2 per real dimension) from ``generator``."""
+    real_dtype = torch.float64 if dtype == torch.complex128 else torch.float32
+    z = torch.randn((*shape, 2), generator=generator, dtype=real_dtype, device=device)
+    return torch.view_as_complex(z) * math.sqrt(0.5)
+
+
+class Channel:
+    """Base class. Subclasses implement :meth:`gains`.
+
+    :input x: [..., n], complex. Channel input, unit average power.
+    :input no: float. Complex noise variance per channel use.
+    :input generator: ``torch.Generator``. The only source of randomness.
+    :output y: [..., n], complex. Channel output.
+    :output h: [..., n] or scalar, complex. Channel gains (perfect CSI).
+    """
+
+    #: True when ``h`` is identically 1 (no fading)
+    is_awgn = False
+
+    def gains(self, shape, generator: torch.Generator, dtype, device) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __call__(self, x: torch.Tensor, no: float, generator: torch.Generator):
+        if not torch.is_complex(x):
+            raise TypeError("x must be a complex tensor")
+        if not no >= 0:
+            raise ValueError(f"no must be >= 0, got {no}")
+        h = self.gains(x.shape, generator, x.dtype, x.device)
+        n = complex_normal(x.shape, generator, x.dtype, x.device) * math.sqrt(no)
+        return h * x + n, h
+
+
+@CHANNELS.register("awgn")
+class AWGN(Channel):
+    """Additive white Gaussian noise, ``h = 1``."""
+
+    is_awgn = True
+
+    def gains(self, shape, generator, dtype, device):
+        return torch.ones((), dtype=dtype, device=device)
+
+
+def _block_repeat(h_blocks: torch.Tensor, coherence: int, n: int) -> torch.Tensor:
+    """Hold each gain for ``coherence`` consecutive channel uses along the last axis."""
+    return h_blocks.repeat_interleave(coherence, dim=-1)[..., :n]
+
+
+@CHANNELS.register("rayleigh")
+class RayleighBlockFading(Channel):
+    """Flat Rayleigh block fading, ``h ~ CN(0, 1)``.
+
+    :param coherence: Channel uses over which ``h`` stays constant (along the
+        last axis of ``x``); independent between blocks. 1 = fast fading.
+    """
+
+    def __init__(self, coherence: int = 1):
+        if not isinstance(coherence, int) or isinstance(coherence, bool) or coherence < 1:
+            raise ValueError(f"coherence must be an integer >= 1, got {coherence!r}")
+        self.coherence = coherence
+
+    def _scatter(self, shape, generator, dtype, device):
+        n = shape[-1] if len(shape) else 1
+        nb = -(-n // self.coherence)
+        hb = complex_normal((*shape[:-1], nb), generator, dtype, device)
+        return _block_repeat(hb, self.coherence, n).reshape(shape)
+
+    def gains(self, shape, generator, dtype, device):
+        return self._scatter(shape, generator, dtype, device)
+
+
+@CHANNELS.register("rician")
+class RicianBlockFading(RayleighBlockFading):
+    """Flat Rician block fading with K-factor ``k_factor`` (linear, LOS/scatter power).
+
+    ``h = sqrt(K/(K+1)) + sqrt(1/(K+1)) * g`` with ``g ~ CN(0, 1)``, so
+    ``E[|h|^2] = 1``; the line-of-sight phase is 0. ``k_factor=0`` is Rayleigh.
+    """
+
+    def __init__(self, k_factor: float = 1.0, coherence: int = 1):
+        super().__init__(coherence=coherence)
+        if not (isinstance(k_factor, (int, float)) and math.isfinite(k_factor) and k_factor >= 0):
+            raise ValueError(f"k_factor must be a finite number >= 0, got {k_factor!r}")
+        self.k_factor = float(k_factor)
+
+    def gains(self, shape, generator, dtype, device):
+        k = self.k_factor
+        los = math.sqrt(k / (k + 1.0))
+        return los + math.sqrt(1.0 / (k + 1.0)) * self._scatter(shape, generator, dtype, device)
+
+
+def make_channel(type: str, **params) -> Channel:
+    """Build a registered channel by name; unknown names list the valid ones."""
+    return CHANNELS.get(type)(**params)

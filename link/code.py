@@ -1,0 +1,65 @@
+"""Block codes over which the digital pipe runs: 5G NR LDPC or no code."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
+
+#: 5G NR LDPC limits (38.212): largest info block (base graph 1)
+LDPC_MAX_K = 8448
+
+
+def ldpc_codeword_length(k: int, rate: float, m: int) -> int:
+    """Rate-matched length ``n`` for ``k`` info bits: ``ceil(k / rate)``, rounded up to
+    a multiple of the bits per symbol ``m`` so codewords fill whole symbols."""
+    return int(math.ceil(math.ceil(k / rate) / m) * m)
+
+
+class LDPCCode:
+    """5G NR LDPC (Sionna) with rate matching and the 38.212 bit interleaver.
+
+    :param k: Information bits per codeword (12 .. 8448).
+    :param rate: Target code rate in (0, 1); the realised rate is ``k / n``.
+    :param m: Bits per symbol, for the rate-matching interleaver.
+    :param iterations: Belief-propagation iterations.
+    """
+
+    def __init__(self, k: int, rate: float, m: int, iterations: int = 20,
+                 precision: str = "single", device: str = "cpu"):
+        if not 0 < rate < 1:
+            raise ValueError(f"rate must be in (0, 1), got {rate}")
+        if not 1 <= k <= LDPC_MAX_K:
+            raise ValueError(f"k must be in [1, {LDPC_MAX_K}], got {k}")
+        if iterations < 1:
+            raise ValueError(f"iterations must be >= 1, got {iterations}")
+        self.k = k
+        self.n = ldpc_codeword_length(k, rate, m)
+        self._enc = LDPC5GEncoder(k, self.n, num_bits_per_symbol=m,
+                                  precision=precision, device=device, check_input=False)
+        self._dec = LDPC5GDecoder(self._enc, num_iter=iterations, hard_out=True,
+                                  return_infobits=True, precision=precision, device=device)
+
+    def encode(self, u: torch.Tensor) -> torch.Tensor:
+        """[..., k] float bits -> [..., n] float bits."""
+        return self._enc(u)
+
+    def decode(self, llr: torch.Tensor) -> torch.Tensor:
+        """[..., n] LLRs (log p1/p0) -> [..., k] hard bits (float)."""
+        return self._dec(llr)
+
+
+class NoCode:
+    """Uncoded transmission: ``n = k`` (k a multiple of ``m``), hard decisions."""
+
+    def __init__(self, k: int, m: int):
+        if k < 1 or k % m:
+            raise ValueError(f"k must be a positive multiple of {m} bits, got {k}")
+        self.k = self.n = k
+
+    def encode(self, u: torch.Tensor) -> torch.Tensor:
+        return u
+
+    def decode(self, llr: torch.Tensor) -> torch.Tensor:
+        return (llr > 0).to(llr.dtype)

@@ -74,6 +74,22 @@ def ber_uncoded_per_bit(modulation: str, snr_db, channel: str = "awgn") -> np.nd
     return np.stack([per_level[j // 2] for j in range(m)], axis=-1)
 
 
+def ser_uncoded_awgn(modulation: str, snr_db) -> np.ndarray:
+    """Exact symbol error rate of BPSK / square M-QAM on AWGN (independent rails)."""
+    m = bits_per_symbol(modulation)
+    gamma = _db(snr_db)
+    if m == 1:
+        return 0.5 * erfc(np.sqrt(gamma))
+    side = 2 ** (m // 2)
+    p_rail = (1 - 1 / side) * erfc(np.sqrt(3 * gamma / (2 * (2**m - 1))))
+    return 1 - (1 - p_rail) ** 2
+
+
+def bler_uncoded_awgn(modulation: str, snr_db, k: int) -> np.ndarray:
+    """Exact block error rate of ``k`` uncoded bits (``k/m`` independent symbols) on AWGN."""
+    return 1 - (1 - ser_uncoded_awgn(modulation, snr_db)) ** (k / bits_per_symbol(modulation))
+
+
 def ber_uncoded(modulation: str, snr_db, channel: str = "awgn") -> np.ndarray:
     """Average uncoded BER over the bits of a symbol (exact)."""
     return ber_uncoded_per_bit(modulation, snr_db, channel).mean(axis=-1)

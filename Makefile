@@ -1,0 +1,38 @@
+# Two entry points: `make demo` and `make test`. Both create .venv when it is
+# missing, install torch + torchvision first (one pip command, from this
+# machine's disk), then lgvsc with the extras they need. A stamp keyed on
+# setup.cfg's content makes the second run a no-op.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+KEY    := $(shell cat setup.cfg pyproject.toml | sha256sum | cut -c1-12)
+TORCH  := torch==2.14.1 torchvision==0.29.1
+DEMO_SCENARIO ?= scenarios/ber_awgn_ldpc.yaml
+
+.PHONY: demo test bench clean-venv
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.torch: | $(BIN)/python
+	$(BIN)/pip install $(TORCH)
+	touch $@
+
+$(VENV)/.installed-%-$(KEY): $(VENV)/.torch
+	$(BIN)/pip install -e ".[$*]"
+	rm -f $(VENV)/.installed-$*-*
+	touch $@
+
+demo: $(VENV)/.installed-dev-$(KEY)
+	$(BIN)/lgvsc run $(DEMO_SCENARIO)
+
+test: $(VENV)/.installed-dev,ray-$(KEY)
+	$(BIN)/python -m pytest -q
+
+bench: $(VENV)/.installed-dev-$(KEY)
+	$(BIN)/python bench/link_throughput.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,105 @@
+"""``lgvsc`` command line.
+
+Every user error prints one line on stderr and exits with code 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..link.channels import CHANNELS
+from ..link.modem import MODULATIONS
+from ..link.registry import UnknownComponentError
+from .errors import UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2
+        print(f"lgvsc: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _positive(v: str) -> int:
+    try:
+        n = int(v)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {v!r}")
+    return n
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="lgvsc", description="Link-level simulator for generative video "
+                                          "semantic communication.")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    r = sub.add_parser("run", help="run or resume a scenario")
+    r.add_argument("file")
+    r.add_argument("--out", help="results folder (default results/<name>)")
+    r.add_argument("--executor", help="local | ray (overrides the scenario)")
+    r.add_argument("--workers", type=_positive, help="parallel workers (overrides the scenario)")
+    r.add_argument("--fresh", action="store_true", help="discard stored results first")
+    r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    v = sub.add_parser("validate", help="check a scenario file")
+    v.add_argument("file")
+    sub.add_parser("list", help="list registered components")
+    pl = sub.add_parser("plot", help="rewrite summary.csv and plots of a results folder")
+    pl.add_argument("results_dir")
+    return p
+
+
+def _cmd_run(a) -> None:
+    from .runner import run
+    from .scenario import load_scenario
+
+    sc = load_scenario(a.file)
+    out = run(sc, a.out, a.executor, a.workers, a.fresh, progress=not a.no_progress)
+    print(f"results: {out}/summary.csv, plots in {out}/plots/")
+
+
+def _cmd_validate(a) -> None:
+    from .scenario import load_scenario
+
+    sc = load_scenario(a.file)
+    n = len(sc.schemes) * len(sc.channel.snr_db)
+    print(f"{a.file}: ok ({sc.kind} scenario {sc.name!r}, {len(sc.schemes)} schemes x "
+          f"{len(sc.channel.snr_db)} SNRs = {n} units)")
+
+
+def _cmd_list(a) -> None:
+    from .executors import EXECUTORS
+    from .schemes import SCHEMES
+
+    for reg in (CHANNELS, SCHEMES, EXECUTORS):
+        print(f"{reg.family}: {', '.join(reg.names())}")
+    print(f"modulation: {', '.join(MODULATIONS)}")
+
+
+def _cmd_plot(a) -> None:
+    from .runner import finalize
+
+    out = Path(a.results_dir)
+    paths = finalize(out)
+    print(f"wrote {len(paths)} files under {out}")
+
+
+COMMANDS = {"run": _cmd_run, "validate": _cmd_validate, "list": _cmd_list, "plot": _cmd_plot}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.cmd](args)
+    except (UserError, UnknownComponentError) as e:
+        print(f"lgvsc: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lgvsc: interrupted; finished units are stored, rerun to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

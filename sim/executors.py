@@ -1,0 +1,78 @@
+"""Executors run units and yield their results as they finish.
+
+``local``: in this process for one worker, else a process pool (spawned
+workers, one torch thread each). ``ray``: joins the cluster at ``address``
+or starts a local Ray with ``workers`` CPUs. All call the same
+:func:`~lgvsc.sim.units.execute_unit`, so results do not depend on the executor.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from typing import Iterable, Iterator
+
+from ..link.registry import Registry
+from .errors import UserError
+from .units import Unit, execute_unit
+
+EXECUTORS: Registry[type["Executor"]] = Registry("executor")
+
+
+class Executor:
+    def __init__(self, workers: int = 1, address: str | None = None):
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.workers, self.address = workers, address
+
+    def run(self, blob: str, units: Iterable[Unit]) -> Iterator[dict]:
+        raise NotImplementedError
+
+
+@EXECUTORS.register("local")
+class LocalExecutor(Executor):
+    def run(self, blob, units):
+        units = list(units)
+        if self.workers == 1:
+            for u in units:
+                yield execute_unit(blob, u)
+            return
+        ctx = mp.get_context("spawn")
+        with ProcessPoolExecutor(self.workers, mp_context=ctx) as pool:
+            pending = {pool.submit(execute_unit, blob, u, 1) for u in units}
+            try:
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for f in done:
+                        yield f.result()
+            finally:
+                for f in pending:
+                    f.cancel()
+
+
+@EXECUTORS.register("ray")
+class RayExecutor(Executor):
+    def run(self, blob, units):
+        try:
+            import ray
+        except ImportError:
+            raise UserError("executor 'ray' needs Ray: pip install 'lgvsc[ray]'") from None
+        started = not ray.is_initialized()
+        if started:
+            kw = dict(address=self.address) if self.address else dict(num_cpus=self.workers)
+            ray.init(include_dashboard=False, log_to_driver=False,
+                     configure_logging=False, **kw)
+        task = ray.remote(num_cpus=1)(execute_unit)
+        try:
+            pending = [task.remote(blob, u, 1) for u in units]
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                for ref in done:
+                    yield ray.get(ref)
+        finally:
+            if started:
+                ray.shutdown()
+
+
+def make_executor(type: str, workers: int = 1, address: str | None = None) -> Executor:
+    return EXECUTORS.get(type)(workers=workers, address=address)

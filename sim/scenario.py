@@ -1,0 +1,171 @@
+"""Scenario files: YAML -> validated pydantic models.
+
+Every problem is reported as one line naming the file, the field path and
+what is allowed, e.g.
+``scenarios/x.yaml: schemes[1].modulation: Input should be 'bpsk', 'qpsk', ...``.
+Component fields (``channel``, each scheme) are validated by the component
+registered under their ``type``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ..link.channels import CHANNELS
+from ..link.registry import UnknownComponentError
+from .errors import UserError
+from .schemes import SCHEMES
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ChannelSpec(BaseModel):
+    """``type`` plus that channel's own settings (checked by its constructor)."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    snr_db: list[float] = Field(min_length=1, description="Es/N0 per complex channel use, dB")
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class MonteCarloSpec(Strict):
+    batch_blocks: int = Field(100, gt=0, description="blocks per batch (link)")
+    max_batches: int = Field(100, gt=0, description="stop after this many batches")
+    target_block_errors: int | None = Field(100, gt=0, description="stop once reached")
+    trials: int = Field(1, gt=0, description="independent trials per unit (video)")
+
+
+class ExecutorSpec(Strict):
+    type: str = "local"
+    workers: int = Field(1, gt=0)
+    address: str | None = None
+
+
+class Scenario(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    kind: Literal["link"]
+    seed: int = 0
+    description: str = ""
+    device: Literal["cpu", "cuda"] = "cpu"
+    precision: Literal["single", "double"] = "single"
+    channel: ChannelSpec
+    schemes: list[dict[str, Any]] = Field(min_length=1)
+    monte_carlo: MonteCarloSpec = MonteCarloSpec()
+    executor: ExecutorSpec = ExecutorSpec()
+
+    @field_validator("schemes")
+    @classmethod
+    def _unique_names(cls, v):
+        names = [s.get("name") for s in v if isinstance(s, dict)]
+        dup = sorted({n for n in names if names.count(n) > 1 and n is not None})
+        if dup:
+            raise ValueError(f"scheme names must be unique; repeated: {', '.join(map(str, dup))}")
+        return v
+
+    # -- derived -------------------------------------------------------------
+    def scheme_configs(self) -> list[BaseModel]:
+        return [SCHEMES.get(s["type"]).Config.model_validate(s) for s in self.schemes]
+
+    def parameters(self) -> dict[str, Any]:
+        """What results depend on (not name, executor or description)."""
+        d = self.model_dump(mode="json")
+        return {k: d[k] for k in ("kind", "seed", "device", "precision", "channel",
+                                  "schemes", "monte_carlo")}
+
+    def fingerprint(self) -> str:
+        blob = json.dumps(self.parameters(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# -- loading -----------------------------------------------------------------
+def _loc(parts) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+def _first_error(e: ValidationError, prefix: tuple = ()) -> str:
+    err = e.errors()[0]
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif err["type"] == "missing":
+        msg = "missing required field"
+    extra = f" (got {err['input']!r})" if err["type"] not in ("missing", "extra_forbidden") \
+        and not isinstance(err.get("input"), (dict, list)) else ""
+    return f"{_loc(prefix + tuple(err['loc']))}: {msg}{extra}"
+
+
+def _check_channel(ch: ChannelSpec) -> None:
+    try:
+        cls = CHANNELS.get(ch.type)
+    except UnknownComponentError as e:
+        raise ValueError(f"channel.type: {e}") from None
+    allowed = [p for p in inspect.signature(cls).parameters]
+    for key in ch.params():
+        if key not in allowed:
+            raise ValueError(f"channel.{key}: unknown key for channel {ch.type!r}; "
+                             f"allowed: type, snr_db{''.join(', ' + a for a in allowed)}")
+    try:
+        cls(**ch.params())
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"channel: {e}") from None
+
+
+def validate(data: Any) -> Scenario:
+    """Validate a parsed YAML mapping; raises ``ValueError`` with a one-line message."""
+    if not isinstance(data, dict):
+        raise ValueError("the file must hold a YAML mapping (key: value pairs)")
+    try:
+        sc = Scenario.model_validate(data)
+    except ValidationError as e:
+        raise ValueError(_first_error(e)) from None
+    _check_channel(sc.channel)
+    for i, s in enumerate(sc.schemes):
+        if "type" not in s:
+            raise ValueError(f"schemes[{i}].type: missing required field; valid: {', '.join(SCHEMES.names())}")
+        try:
+            cls = SCHEMES.get(s["type"])
+        except UnknownComponentError as e:
+            raise ValueError(f"schemes[{i}].type: {e}") from None
+        if cls.kind != sc.kind:
+            raise ValueError(f"schemes[{i}].type: {s['type']!r} is a {cls.kind} scheme, "
+                             f"not usable in a {sc.kind} scenario")
+        try:
+            cls.Config.model_validate(s)
+        except ValidationError as e:
+            raise ValueError(_first_error(e, ("schemes", i))) from None
+    return sc
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario file; every failure is a one-line :class:`UserError`."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise UserError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+    try:
+        return validate(data)
+    except ValueError as e:
+        raise UserError(f"{path}: {e}") from None

@@ -1,0 +1,30 @@
+"""Transmission schemes, registered by name (``type:`` in a scenario).
+
+A scheme class declares ``kind`` (the scenario kind it serves) and a pydantic
+``Config`` model holding its YAML entry (``name``, ``type`` and its settings).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ...link.registry import Registry
+
+SCHEMES: Registry[type["Scheme"]] = Registry("scheme")
+
+
+class SchemeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, pattern=r"^[^|]+$")
+    type: str
+
+
+class Scheme:
+    kind: str = ""
+    Config: type[SchemeConfig] = SchemeConfig
+
+    def __init__(self, cfg: SchemeConfig, ctx):
+        self.cfg, self.ctx = cfg, ctx
+
+
+from . import link  # noqa: E402,F401  (registers the link schemes)

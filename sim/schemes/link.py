@@ -1,0 +1,115 @@
+"""Link-level schemes: random blocks through a code, a modem and the channel."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, field_validator, model_validator
+
+from ...link import theory
+from ...link.code import LDPC_MAX_K, LDPCCode, NoCode
+from ...link.digital import BlockLink
+from ...link.modem import MODULATIONS, Modem, bits_per_symbol
+from . import SCHEMES, Scheme, SchemeConfig
+
+Modulation = Literal[tuple(MODULATIONS)]  # type: ignore[valid-type]
+
+
+class LinkScheme(Scheme):
+    """A scheme whose unit is a batch of ``k``-bit blocks; see :meth:`block_link`."""
+
+    kind = "link"
+
+    def block_link(self) -> BlockLink:
+        raise NotImplementedError
+
+    def theory(self, snr_db: np.ndarray, channel: str) -> dict[str, np.ndarray | None]:
+        """Reference ``ber`` / ``bler`` at ``snr_db`` on ``channel`` (None if unknown)."""
+        return {"ber": None, "bler": None}
+
+    def shannon_limit_db(self) -> float | None:
+        return None
+
+
+class UncodedConfig(SchemeConfig):
+    modulation: Modulation = "qpsk"
+    k: int = Field(1024, gt=0, description="bits per block (a multiple of the bits per symbol)")
+    demapping: Literal["app", "maxlog"] = "app"
+
+    @model_validator(mode="after")
+    def _whole_symbols(self):
+        m = bits_per_symbol(self.modulation)
+        if self.k % m:
+            raise ValueError(f"k must be a multiple of {m} for {self.modulation}, got {self.k}")
+        return self
+
+
+@SCHEMES.register("uncoded")
+class Uncoded(LinkScheme):
+    """Gray-mapped QAM with hard decisions; a block is ``k`` bits."""
+
+    Config = UncodedConfig
+
+    def block_link(self) -> BlockLink:
+        c = self.cfg
+        modem = Modem(c.modulation, c.demapping, self.ctx.precision, self.ctx.device)
+        return BlockLink(NoCode(c.k, modem.m), modem)
+
+    def theory(self, snr_db, channel):
+        if channel not in ("awgn", "rayleigh"):
+            return {"ber": None, "bler": None}
+        ber = theory.ber_uncoded(self.cfg.modulation, snr_db, channel)
+        bler = (theory.bler_uncoded_awgn(self.cfg.modulation, snr_db, self.cfg.k)
+                if channel == "awgn" else None)  # fading: depends on the coherence length
+        return {"ber": ber, "bler": bler}
+
+
+def _parse_rate(v):
+    if isinstance(v, str):
+        try:
+            return float(Fraction(v.strip()))
+        except (ValueError, ZeroDivisionError):
+            raise ValueError(f"rate must be a number or a fraction like '2/3', got {v!r}") from None
+    return v
+
+
+class LDPCConfig(SchemeConfig):
+    modulation: Modulation = "qpsk"
+    k: int = Field(1024, ge=12, le=LDPC_MAX_K, description="information bits per codeword")
+    rate: float = Field(0.5, gt=0, lt=1, description="code rate (number or 'a/b')")
+    iterations: int = Field(20, gt=0, description="BP iterations")
+    demapping: Literal["app", "maxlog"] = "app"
+
+    _rate = field_validator("rate", mode="before")(_parse_rate)
+
+
+@SCHEMES.register("ldpc5g")
+class LDPC5G(LinkScheme):
+    """5G NR LDPC (rate-matched) + Gray QAM + BP decoding; a block is one codeword."""
+
+    Config = LDPCConfig
+
+    def block_link(self) -> BlockLink:
+        c = self.cfg
+        modem = Modem(c.modulation, c.demapping, self.ctx.precision, self.ctx.device)
+        code = LDPCCode(c.k, c.rate, modem.m, c.iterations, self.ctx.precision, self.ctx.device)
+        return BlockLink(code, modem)
+
+    def _n_uses(self) -> int:
+        from ...link.code import ldpc_codeword_length
+
+        m = bits_per_symbol(self.cfg.modulation)
+        return ldpc_codeword_length(self.cfg.k, self.cfg.rate, m) // m
+
+    def theory(self, snr_db, channel):
+        if channel != "awgn":
+            return {"ber": None, "bler": None}
+        bler = theory.bler_normal_approx(self._n_uses(), self.cfg.k, snr_db, self.cfg.modulation)
+        return {"ber": None, "bler": bler}
+
+    def shannon_limit_db(self):
+        eff = self.cfg.k / self._n_uses()  # realised bits per channel use
+        m = bits_per_symbol(self.cfg.modulation)
+        return theory.shannon_limit_db(eff / m, self.cfg.modulation)

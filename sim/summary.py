@@ -1,0 +1,103 @@
+"""``summary.csv``: one row per scheme x SNR, the schema every plot reads.
+
+Rates come with 95% Clopper-Pearson intervals. The BER interval treats bits
+as independent, which they are not inside a coded block (errors come in
+bursts per failed block), so for coded schemes read the BLER interval.
+Theory columns hold the scheme's reference curve at that SNR, empty when
+there is none for that channel.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from pathlib import Path
+
+from .scenario import Scenario
+from .schemes import SCHEMES
+from .seeding import RunContext
+from .stats import clopper_pearson
+
+COUNT_FIELDS = ("bits", "bit_errors", "blocks", "block_errors", "raw_bits", "raw_bit_errors",
+                "channel_uses", "batches")
+FIELDS = ("scheme", "type", "channel", "snr_db", "ber", "ber_lo", "ber_hi", "bler", "bler_lo",
+          "bler_hi", "raw_ber") + COUNT_FIELDS + ("units", "stop_reason", "wall_s", "ber_theory",
+                                                    "bler_theory", "shannon_limit_db")
+
+
+def scheme_objects(sc: Scenario) -> dict:
+    ctx = RunContext(sc.device, sc.precision)
+    out = {}
+    for entry in sc.schemes:
+        cls = SCHEMES.get(entry["type"])
+        out[entry["name"]] = cls(cls.Config.model_validate(entry), ctx)
+    return out
+
+
+def _rate(k, n):
+    return k / n if n else math.nan
+
+
+def summarize(sc: Scenario, rows: list[dict]) -> list[dict]:
+    """Aggregate stored unit rows into summary rows (scenario scheme order, SNR ascending)."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[(r["scheme"], float(r["snr_db"]))].append(r)
+    schemes = scheme_objects(sc)
+    out = []
+    for entry in sc.schemes:
+        name, obj = entry["name"], schemes[entry["name"]]
+        limit = obj.shannon_limit_db()
+        for snr in sorted(s for (n, s) in groups if n == name):
+            g = groups[(name, snr)]
+            c = {f: sum(r[f] or 0 for r in g) for f in COUNT_FIELDS}
+            theo = obj.theory(snr, sc.channel.type)
+            row = dict(scheme=name, type=entry["type"], channel=sc.channel.type, snr_db=snr,
+                       ber=_rate(c["bit_errors"], c["bits"]),
+                       bler=_rate(c["block_errors"], c["blocks"]),
+                       raw_ber=_rate(c["raw_bit_errors"], c["raw_bits"]), **c, units=len(g),
+                       stop_reason=";".join(sorted({r["stop_reason"] for r in g})),
+                       wall_s=sum(r["wall_s"] for r in g),
+                       ber_theory=theo["ber"], bler_theory=theo["bler"],
+                       shannon_limit_db=limit)
+            row["ber_lo"], row["ber_hi"] = clopper_pearson(c["bit_errors"], c["bits"])
+            row["bler_lo"], row["bler_hi"] = clopper_pearson(c["block_errors"], c["blocks"])
+            out.append(row)
+    return out
+
+
+def _fmt(v):
+    if v is None:
+        return ""
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, float):
+        return "" if math.isnan(v) else f"{v:.6g}"
+    return str(v)
+
+
+def write_summary(path: Path, rows: list[dict]) -> Path:
+    tmp = Path(path).with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=FIELDS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: _fmt(r.get(k)) for k in FIELDS})
+    tmp.replace(path)
+    return Path(path)
+
+
+def read_summary(path: Path) -> list[dict]:
+    """Rows of a summary.csv with numbers parsed (empty cells -> None)."""
+    out = []
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            d = {}
+            for k, v in r.items():
+                if k in ("scheme", "type", "channel", "stop_reason"):
+                    d[k] = v
+                else:
+                    d[k] = float(v) if v != "" else None
+            out.append(d)
+    return out

@@ -1,0 +1,36 @@
+import os
+
+import pytest
+import yaml
+
+# One torch thread per test process keeps timings stable on the 2-core machines.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+def small_link_scenario(name="t-link", **over):
+    """A quick link scenario (seconds) used by runner / store / executor tests."""
+    sc = {
+        "name": name,
+        "kind": "link",
+        "seed": 11,
+        "channel": {"type": "awgn", "snr_db": [2.0, 5.0]},
+        "schemes": [
+            {"name": "QPSK uncoded", "type": "uncoded", "modulation": "qpsk", "k": 256},
+            {"name": "LDPC", "type": "ldpc5g", "k": 128, "rate": 0.5, "modulation": "qpsk",
+             "iterations": 10},
+        ],
+        "monte_carlo": {"batch_blocks": 20, "max_batches": 3, "target_block_errors": 30},
+        "executor": {"type": "local", "workers": 1},
+    }
+    sc.update(over)
+    return sc
+
+
+@pytest.fixture
+def write_yaml(tmp_path):
+    def _write(data, name="scenario.yaml"):
+        p = tmp_path / name
+        p.write_text(data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False))
+        return p
+
+    return _write

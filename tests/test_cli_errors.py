@@ -1,0 +1,79 @@
+"""Bad input: exit code 2 and one line on stderr naming the field or file."""
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import small_link_scenario
+from lgvsc.sim.cli import main
+
+
+def _bad(**changes):
+    sc = small_link_scenario()
+    for path, value in changes.items():
+        *parents, leaf = path.split(".")
+        node = sc
+        for p in parents:
+            node = node[int(p)] if p.isdigit() else node[p]
+        if value is _DELETE:
+            del node[leaf]
+        else:
+            node[leaf] = value
+    return sc
+
+
+_DELETE = object()
+
+CASES = [
+    (_bad(**{"schemes.1.type": "turbo"}), ["schemes[1].type", "unknown scheme type 'turbo'", "ldpc5g"]),
+    (_bad(**{"schemes.0.modulation": "qam32"}), ["schemes[0].modulation", "qam16"]),
+    (_bad(**{"channel.type": "awgm"}), ["channel.type", "awgn, rayleigh, rician"]),
+    (_bad(**{"channel.snr_db": "0, 2, 4"}), ["channel.snr_db", "valid list"]),
+    (_bad(**{"seed": _DELETE, "name": _DELETE}), ["name", "missing required field"]),
+    (_bad(**{"schemes.1.rate": 1.5}), ["schemes[1].rate", "less than 1"]),
+    (_bad(**{"schemes.1.ratee": 0.5}), ["schemes[1].ratee", "unknown key"]),
+    (_bad(**{"channel.coherence": 0, "channel.type": "rayleigh"}), ["channel", "coherence"]),
+    (_bad(**{"channel.k_factor": 2}), ["channel.k_factor", "unknown key for channel 'awgn'"]),
+    (_bad(**{"monte_carlo.batch_blocks": -1}), ["monte_carlo.batch_blocks", "greater than 0"]),
+    ("name: [unclosed\n  kind: link", ["not valid YAML", "line"]),
+    ("- just\n- a list\n", ["YAML mapping"]),
+]
+
+
+@pytest.mark.parametrize("data,needles", CASES)
+def test_validate_reports_one_line(write_yaml, capsys, data, needles):
+    path = write_yaml(data)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert str(path) in err
+    for n in needles:
+        assert n in err, (n, err)
+
+
+def test_missing_file_and_unknown_executor(tmp_path, write_yaml, capsys):
+    assert main(["validate", str(tmp_path / "nope.yaml")]) == 2
+    assert "nope.yaml: no such file" in capsys.readouterr().err
+    path = write_yaml(small_link_scenario())
+    assert main(["run", str(path), "--executor", "slurm", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown executor type 'slurm'" in err and "local, ray" in err
+
+
+def test_valid_file_and_list(write_yaml, capsys):
+    assert main(["validate", str(write_yaml(small_link_scenario()))]) == 0
+    assert "4 units" in capsys.readouterr().out
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "scheme: ldpc5g, uncoded" in out and "executor: local, ray" in out
+
+
+def test_console_script_exit_code_and_no_traceback(write_yaml):
+    path = write_yaml(_bad(**{"schemes.0.type": "nope"}))
+    p = subprocess.run([sys.executable, "-m", "lgvsc.sim.cli", "run", str(path)],
+                       capture_output=True, text=True)
+    assert p.returncode == 2
+    assert "Traceback" not in p.stderr and p.stderr.count("\n") == 1
+    p = subprocess.run([sys.executable, "-m", "lgvsc.sim.cli", "run"], capture_output=True, text=True)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1

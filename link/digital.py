@@ -103,11 +103,12 @@ class DigitalPipe:
     :param max_block: Largest code block in info bits, CRC included (<= 8448).
     :param crc: Per-block CRC polynomial (Sionna names) or ``"none"``.
     :param iterations: BP iterations.
+    :param cn_update: check-node rule (see :class:`~lgvsc.link.code.LDPCCode`).
     """
 
     def __init__(self, modulation: str = "qpsk", coding: str = "ldpc5g", rate: float = 0.5,
                  max_block: int = LDPC_MAX_K, crc: str = "CRC24B", iterations: int = 20,
-                 demapping: str = "app", precision: str = "single", device: str = "cpu"):
+                 cn_update: str = "boxplus-phi", demapping: str = "app", precision: str = "single", device: str = "cpu"):
         self.m = bits_per_symbol(modulation)
         if coding not in ("ldpc5g", "uncoded"):
             raise ValueError(f"coding must be 'ldpc5g' or 'uncoded', got {coding!r}")
@@ -119,7 +120,7 @@ class DigitalPipe:
         if coding == "ldpc5g" and not 0 < rate < 1:
             raise ValueError(f"rate must be in (0, 1), got {rate}")
         self.coding, self.rate, self.max_block, self.crc = coding, rate, max_block, crc
-        self.iterations = iterations
+        self.iterations, self.cn_update = iterations, cn_update
         self._opts = dict(precision=precision, device=device)
         self.modem = Modem(modulation, demapping, **self._opts)
         self._links: dict[int, BlockLink] = {}
@@ -144,7 +145,7 @@ class DigitalPipe:
 
     def _link(self, k: int) -> BlockLink:
         if k not in self._links:
-            code = (LDPCCode(k, self.rate, self.m, self.iterations, **self._opts)
+            code = (LDPCCode(k, self.rate, self.m, self.iterations, self.cn_update, **self._opts)
                     if self.coding == "ldpc5g" else NoCode(k, self.m))
             self._links[k] = BlockLink(code, self.modem)
         return self._links[k]

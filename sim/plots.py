@@ -40,7 +40,7 @@ def _rate_panel(ax, rows, key, schemes, channel, colors):
                     label=f"{name}: 0 errors (95% upper bound)")
         theo = schemes[name].theory(grid, channel)[key]
         if theo is not None:
-            ax.plot(grid, theo, "--", color=color, lw=1, alpha=0.8, label=f"{name}: theory")
+            ax.plot(grid, theo, "--", color=color, lw=1, alpha=0.8, label=f"{name}: {schemes[name].theory_labels[key]}")
         lim = schemes[name].shannon_limit_db()
         if lim is not None and key == "bler":
             ax.axvline(lim, color=color, ls=":", lw=1, label=f"{name}: Shannon limit {lim:.2f} dB")

@@ -98,7 +98,7 @@ def _loc(parts) -> str:
 
 def _first_error(e: ValidationError, prefix: tuple = ()) -> str:
     err = e.errors()[0]
-    msg = err["msg"]
+    msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         msg = "unknown key"
     elif err["type"] == "missing":

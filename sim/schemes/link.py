@@ -21,6 +21,8 @@ class LinkScheme(Scheme):
     """A scheme whose unit is a batch of ``k``-bit blocks; see :meth:`block_link`."""
 
     kind = "link"
+    #: legend text of the reference curves returned by :meth:`theory`
+    theory_labels = {"ber": "theory", "bler": "theory"}
 
     def block_link(self) -> BlockLink:
         raise NotImplementedError
@@ -35,7 +37,8 @@ class LinkScheme(Scheme):
 
 class UncodedConfig(SchemeConfig):
     modulation: Modulation = "qpsk"
-    k: int = Field(1024, gt=0, description="bits per block (a multiple of the bits per symbol)")
+    k: int | None = Field(None, gt=0, description="bits per block, a multiple of the bits per "
+                          "symbol (default: 1024 rounded down to one)")
     # max-log hard decisions are minimum-distance symbol decisions, the detector the
     # closed-form BER describes; "app" gives bitwise-MAP decisions (slightly lower BER
     # for the inner bits of 16-QAM and up at low SNR)
@@ -44,6 +47,8 @@ class UncodedConfig(SchemeConfig):
     @model_validator(mode="after")
     def _whole_symbols(self):
         m = bits_per_symbol(self.modulation)
+        if self.k is None:
+            self.k = 1024 - 1024 % m
         if self.k % m:
             raise ValueError(f"k must be a multiple of {m} for {self.modulation}, got {self.k}")
         return self
@@ -54,6 +59,7 @@ class Uncoded(LinkScheme):
     """Gray-mapped QAM with hard decisions; a block is ``k`` bits."""
 
     Config = UncodedConfig
+    theory_labels = {"ber": "exact", "bler": "exact"}
 
     def block_link(self) -> BlockLink:
         c = self.cfg
@@ -83,6 +89,7 @@ class LDPCConfig(SchemeConfig):
     k: int = Field(1024, ge=12, le=LDPC_MAX_K, description="information bits per codeword")
     rate: float = Field(0.5, gt=0, lt=1, description="code rate (number or 'a/b')")
     iterations: int = Field(20, gt=0, description="BP iterations")
+    cn_update: Literal[LDPCCode.CN_UPDATES] = "boxplus-phi"  # type: ignore[valid-type]
     demapping: Literal["app", "maxlog"] = "app"
 
     _rate = field_validator("rate", mode="before")(_parse_rate)
@@ -93,11 +100,13 @@ class LDPC5G(LinkScheme):
     """5G NR LDPC (rate-matched) + Gray QAM + BP decoding; a block is one codeword."""
 
     Config = LDPCConfig
+    theory_labels = {"ber": "", "bler": "normal approx., QAM input"}
 
     def block_link(self) -> BlockLink:
         c = self.cfg
         modem = Modem(c.modulation, c.demapping, self.ctx.precision, self.ctx.device)
-        code = LDPCCode(c.k, c.rate, modem.m, c.iterations, self.ctx.precision, self.ctx.device)
+        code = LDPCCode(c.k, c.rate, modem.m, c.iterations, c.cn_update,
+                        self.ctx.precision, self.ctx.device)
         return BlockLink(code, modem)
 
     def _n_uses(self) -> int:

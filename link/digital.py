@@ -166,8 +166,8 @@ class DigitalPipe:
         if c == 0:
             empty = torch.zeros(0, dtype=torch.uint8)
             return DigitalResult(empty, torch.zeros(0, dtype=torch.bool), 0, 0, 0, 0, 0)
-        u = torch.zeros(c * kp, dtype=torch.float32)
-        u[:num] = bits.to(torch.float32)
+        u = torch.zeros(c * kp, dtype=torch.float32, device=self._opts["device"])
+        u[:num] = bits.to(u.device, torch.float32)
         u = u.reshape(c, kp)
         if self.crc_len:
             crc_enc, crc_dec = self._crc_pair(kp)

@@ -14,6 +14,7 @@ from .errors import UserError
 from .executors import make_executor
 from .plots import plot_results
 from .scenario import Scenario, validate
+from .seeding import RunContext
 from .store import ResultsStore
 from .summary import summarize, write_summary
 from .units import plan_units
@@ -71,6 +72,10 @@ def run(sc: Scenario, out: str | Path | None = None, executor: str | None = None
         workers: int | None = None, fresh: bool = False, progress: bool = True) -> Path:
     """Run (or resume) ``sc``; returns the results folder."""
     out = Path(out) if out else Path("results") / sc.name
+    try:
+        RunContext(sc.device, sc.precision).check()
+    except RuntimeError as e:
+        raise UserError(str(e)) from None
     ex_spec = sc.executor
     ex = make_executor(executor or ex_spec.type, workers or ex_spec.workers, ex_spec.address)
     store = open_store(sc, out, fresh)

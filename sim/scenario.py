@@ -113,15 +113,18 @@ def _check_channel(ch: ChannelSpec) -> None:
         cls = CHANNELS.get(ch.type)
     except UnknownComponentError as e:
         raise ValueError(f"channel.type: {e}") from None
-    allowed = [p for p in inspect.signature(cls).parameters]
+    sig = inspect.signature(cls).parameters
     for key in ch.params():
-        if key not in allowed:
+        if key not in sig:
             raise ValueError(f"channel.{key}: unknown key for channel {ch.type!r}; "
-                             f"allowed: type, snr_db{''.join(', ' + a for a in allowed)}")
+                             f"allowed: type, snr_db{''.join(', ' + a for a in sig)}")
     try:
         cls(**ch.params())
     except (TypeError, ValueError) as e:
         raise ValueError(f"channel: {e}") from None
+    for name, p in sig.items():  # resolve defaults so the stored scenario is complete
+        if name not in ch.model_extra and p.default is not inspect.Parameter.empty:
+            ch.model_extra[name] = p.default
 
 
 def validate(data: Any) -> Scenario:
@@ -144,9 +147,10 @@ def validate(data: Any) -> Scenario:
             raise ValueError(f"schemes[{i}].type: {s['type']!r} is a {cls.kind} scheme, "
                              f"not usable in a {sc.kind} scenario")
         try:
-            cls.Config.model_validate(s)
+            cfg = cls.Config.model_validate(s)
         except ValidationError as e:
             raise ValueError(_first_error(e, ("schemes", i))) from None
+        sc.schemes[i] = cfg.model_dump(mode="json")  # with defaults: the resolved entry
     return sc
 
 

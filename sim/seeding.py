@@ -30,6 +30,7 @@ class RunContext:
     def generator(self, seed: int) -> torch.Generator:
         return torch.Generator(device=self.device).manual_seed(seed)
 
-    @staticmethod
-    def default() -> "RunContext":
-        return RunContext("cuda" if torch.cuda.is_available() else "cpu")
+    def check(self) -> None:
+        """Fail clearly when the device cannot be used on this machine."""
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("device: cuda requested but no CUDA device is available here")

@@ -40,7 +40,7 @@ def main():
     ap.add_argument("--target", type=float, default=1e-2)
     ap.add_argument("--errors", type=int, default=50)
     ap.add_argument("--max-blocks", type=int, default=20000)
-    ap.add_argument("--grid", type=float, nargs="+", default=[5.75, 6.0, 6.25, 6.5])
+    ap.add_argument("--grid", type=float, nargs="+", default=[6.5, 6.75, 7.0, 7.25])
     a = ap.parse_args()
     k, rate, mod = 1024, 0.5, "qam16"
     link = BlockLink(LDPCCode(k, rate, 4, 20), Modem(mod))

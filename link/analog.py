@@ -24,13 +24,18 @@ SCALE_BITS = 32
 class AnalogResult:
     """``x_hat`` (shape of the input, float32), ``symbols`` complex uses for the
     data, ``side_info_bits`` / ``side_info_uses`` for the power scale;
-    ``channel_uses`` is their sum; ``tx_power`` the measured mean |s|^2 sent."""
+    ``channel_uses`` is their sum; ``tx_power`` the measured mean |s|^2 sent;
+    ``noise_var`` (shape of the input) the error variance of each output value
+    given the channel: for ZF the variance of the additive noise
+    ``scale^2 no / (2 |h|^2)``, for MMSE the LMMSE error variance
+    ``scale^2 no / (2 (|h|^2 + no))`` of a unit-power Gaussian input."""
 
     x_hat: torch.Tensor
     symbols: int
     side_info_bits: int
     side_info_uses: int
     tx_power: float
+    noise_var: torch.Tensor | None = None
 
     @property
     def channel_uses(self) -> int:
@@ -67,7 +72,7 @@ class AnalogPipe:
             raise TypeError("x must be real; the pipe pairs values into complex symbols")
         shape, num = x.shape, x.numel()
         if num == 0:
-            return AnalogResult(torch.zeros(shape), 0, 0, 0, 0.0)
+            return AnalogResult(torch.zeros(shape), 0, 0, 0, 0.0, torch.zeros(shape))
         flat = x.detach().reshape(-1).to(torch.float32)
         if num % 2:
             flat = torch.cat([flat, flat.new_zeros(1)])
@@ -76,12 +81,14 @@ class AnalogPipe:
         scale = torch.tensor(math.sqrt(power), dtype=torch.float32)  # the side info
         s = z / scale if power > 0 else z
         y, h = channel(s, no, generator)
+        g = h.abs().square().expand(y.shape).clamp_min(1e-12)
         if self.equalizer == "zf":
-            s_hat = y / h
+            s_hat, var = y / h, no / g
         else:
-            s_hat = h.conj() * y / (h.abs().square() + no)
+            s_hat, var = h.conj() * y / (g + no), no / (g + no)
         z_hat = s_hat * scale if power > 0 else torch.zeros_like(s_hat)
         out = torch.stack([z_hat.real, z_hat.imag], dim=-1).reshape(-1)[:num].reshape(shape)
+        var = (var * scale.square() / 2).repeat_interleave(2)[:num].reshape(shape)
         side_uses = math.ceil(SCALE_BITS / self.side_bits_per_use)
         return AnalogResult(out, z.numel(), SCALE_BITS, side_uses,
-                            float(s.abs().square().mean()))
+                            float(s.abs().square().mean()), var)

@@ -1,5 +1,6 @@
-"""BER / BLER vs SNR plots from ``summary.csv`` (+ the stored scenario for
-dense theory curves). PNG and PDF under ``<results>/plots/``."""
+"""Plots from ``summary.csv`` (+ the stored scenario), PNG and PDF under
+``<results>/plots/``: BER / BLER vs SNR with dense theory curves for link
+scenarios; the video figures of :mod:`lgvsc.sim.figures` for video ones."""
 
 from __future__ import annotations
 
@@ -61,6 +62,10 @@ def plot_results(results_dir: str | Path, scenario_json: str) -> list[Path]:
     out_dir.mkdir(exist_ok=True)
     if not rows:
         return []
+    if sc.kind == "video":
+        from .figures import video_figures
+
+        return video_figures(rows, sc, out_dir)
     plt = _setup()
     schemes = scheme_objects(sc)
     cmap = plt.get_cmap("tab10")

@@ -12,11 +12,12 @@ from tqdm import tqdm
 from . import __version__
 from .errors import UserError
 from .executors import make_executor
+from .metrics import resolve_metrics
 from .plots import plot_results
 from .scenario import Scenario, validate
 from .seeding import RunContext
 from .store import ResultsStore
-from .summary import summarize, write_summary
+from .summary import summarize, summary_fields, write_summary
 from .units import plan_units
 
 STORE_NAME = "results.sqlite"
@@ -64,7 +65,7 @@ def finalize(out: Path) -> list[Path]:
             raise UserError(f"{out / STORE_NAME}: no scenario stored")
         rows = store.rows()
     sc = validate(json.loads(blob))
-    summary = write_summary(out / "summary.csv", summarize(sc, rows))
+    summary = write_summary(out / "summary.csv", summarize(sc, rows), summary_fields(sc))
     return [summary] + plot_results(out, blob)
 
 
@@ -79,6 +80,10 @@ def run(sc: Scenario, out: str | Path | None = None, executor: str | None = None
     ex_spec = sc.executor
     ex = make_executor(executor or ex_spec.type, workers or ex_spec.workers, ex_spec.address)
     store = open_store(sc, out, fresh)
+    if sc.kind == "video":
+        for name, reason in resolve_metrics(sc.metrics)[1].items():
+            print(f"lgvsc: metric {name} unavailable ({reason}); recorded as unavailable",
+                  file=sys.stderr)
     try:
         done = store.finished_ids()
         pending = [u for u in plan_units(sc) if u.unit_id not in done]

@@ -16,12 +16,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
 
 from ..link.channels import CHANNELS
 from ..link.registry import UnknownComponentError
 from .errors import UserError
+from .metrics import METRICS
 from .schemes import SCHEMES
+from .video import VideoSpec
 
 
 class Strict(BaseModel):
@@ -54,15 +57,39 @@ class ExecutorSpec(Strict):
 
 class Scenario(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    kind: Literal["link"]
+    kind: Literal["link", "video"]
     seed: int = 0
     description: str = ""
     device: Literal["cpu", "cuda"] = "cpu"
     precision: Literal["single", "double"] = "single"
     channel: ChannelSpec
     schemes: list[dict[str, Any]] = Field(min_length=1)
+    videos: list[VideoSpec] = Field(default_factory=list, description="video scenarios only")
+    metrics: list[str] = Field(default_factory=list, description="video metrics (registry)")
     monte_carlo: MonteCarloSpec = MonteCarloSpec()
     executor: ExecutorSpec = ExecutorSpec()
+    base_dir: str = Field("", description="folder relative paths resolve against "
+                                          "(set from the scenario file; not a parameter)")
+
+    @model_validator(mode="after")
+    def _kind_fields(self):
+        if self.kind == "link":
+            for key in ("videos", "metrics"):
+                if getattr(self, key):
+                    raise ValueError(f"{key}: only video scenarios take {key}")
+            return self
+        if not self.videos:
+            raise ValueError("videos: a video scenario needs at least one video")
+        labels = [v.label() for v in self.videos]
+        dup = sorted({x for x in labels if labels.count(x) > 1})
+        if dup:
+            raise ValueError(f"videos: labels must be unique (set name:); repeated: {', '.join(dup)}")
+        if not self.metrics:
+            self.metrics = ["psnr", "ssim"]
+        for i, m in enumerate(self.metrics):
+            if m not in METRICS:
+                raise ValueError(f"metrics[{i}]: unknown metric {m!r}; valid: {', '.join(METRICS.names())}")
+        return self
 
     @field_validator("schemes")
     @classmethod
@@ -81,7 +108,10 @@ class Scenario(Strict):
         """What results depend on (not name, executor or description)."""
         d = self.model_dump(mode="json")
         return {k: d[k] for k in ("kind", "seed", "device", "precision", "channel",
-                                  "schemes", "monte_carlo")}
+                                  "schemes", "videos", "metrics", "monte_carlo")}
+
+    def video(self, label: str) -> VideoSpec:
+        return next(v for v in self.videos if v.label() == label)
 
     def fingerprint(self) -> str:
         blob = json.dumps(self.parameters(), sort_keys=True, separators=(",", ":"))
@@ -105,7 +135,8 @@ def _first_error(e: ValidationError, prefix: tuple = ()) -> str:
         msg = "missing required field"
     extra = f" (got {err['input']!r})" if err["type"] not in ("missing", "extra_forbidden") \
         and not isinstance(err.get("input"), (dict, list)) else ""
-    return f"{_loc(prefix + tuple(err['loc']))}: {msg}{extra}"
+    loc = prefix + tuple(err["loc"])
+    return f"{_loc(loc)}: {msg}{extra}" if loc else f"{msg}{extra}"
 
 
 def _check_channel(ch: ChannelSpec) -> None:
@@ -127,10 +158,12 @@ def _check_channel(ch: ChannelSpec) -> None:
             ch.model_extra[name] = p.default
 
 
-def validate(data: Any) -> Scenario:
+def validate(data: Any, base_dir: str | Path | None = None) -> Scenario:
     """Validate a parsed YAML mapping; raises ``ValueError`` with a one-line message."""
     if not isinstance(data, dict):
         raise ValueError("the file must hold a YAML mapping (key: value pairs)")
+    if base_dir is not None:
+        data = {**data, "base_dir": str(base_dir)}
     try:
         sc = Scenario.model_validate(data)
     except ValidationError as e:
@@ -170,6 +203,6 @@ def load_scenario(path: str | Path) -> Scenario:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise UserError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}") from None
     try:
-        return validate(data)
+        return validate(data, path.resolve().parent)
     except ValueError as e:
         raise UserError(f"{path}: {e}") from None

@@ -1,7 +1,7 @@
 """Units of work and their execution (runs inside whichever worker gets them).
 
 A unit is one (scheme, SNR, video, trial) cell of the sweep. Its result is a
-flat dict of raw counts -- the row the results store keeps.
+flat dict -- the row the results store keeps.
 """
 
 from __future__ import annotations
@@ -13,10 +13,13 @@ from functools import lru_cache
 
 import torch
 
+from ..link.cbr import cbr
 from ..link.channels import make_channel, snr_db_to_no
+from .metrics import resolve_metrics
 from .scenario import Scenario, validate
 from .schemes import SCHEMES
 from .seeding import RunContext, unit_seed
+from .video import load_video
 
 
 @dataclass(frozen=True)
@@ -32,8 +35,12 @@ class Unit:
 
 
 def plan_units(sc: Scenario) -> list[Unit]:
-    """Every unit of the sweep, schemes x SNRs (x videos x trials later)."""
-    return [Unit(s["name"], float(snr)) for s in sc.schemes for snr in sc.channel.snr_db]
+    """Every unit of the sweep: schemes x SNRs (x videos x trials)."""
+    if sc.kind == "link":
+        return [Unit(s["name"], float(snr)) for s in sc.schemes for snr in sc.channel.snr_db]
+    return [Unit(s["name"], float(snr), v.label(), t) for s in sc.schemes
+            for snr in sc.channel.snr_db for v in sc.videos
+            for t in range(sc.monte_carlo.trials)]
 
 
 @lru_cache(maxsize=8)
@@ -42,12 +49,29 @@ def _scenario(blob: str) -> Scenario:
 
 
 @lru_cache(maxsize=32)
-def _block_link(blob: str, scheme_name: str):
+def _scheme(blob: str, scheme_name: str):
+    """The scheme object, built once per process (schemes cache their encodes)."""
     sc = _scenario(blob)
-    ctx = RunContext(sc.device, sc.precision)
     entry = next(s for s in sc.schemes if s["name"] == scheme_name)
     cls = SCHEMES.get(entry["type"])
-    return cls(cls.Config.model_validate(entry), ctx).block_link()
+    return cls(cls.Config.model_validate(entry), RunContext(sc.device, sc.precision))
+
+
+@lru_cache(maxsize=32)
+def _block_link(blob: str, scheme_name: str):
+    return _scheme(blob, scheme_name).block_link()
+
+
+@lru_cache(maxsize=16)
+def _video(blob: str, label: str):
+    sc = _scenario(blob)
+    return load_video(sc.video(label), sc.base_dir or ".", sc.seed)
+
+
+def _context(sc: Scenario, unit: Unit):
+    seed = unit_seed(sc.seed, unit.scheme, unit.snr_db, unit.video, unit.trial)
+    gen = RunContext(sc.device, sc.precision).generator(seed)
+    return seed, gen, make_channel(sc.channel.type, **sc.channel.params())
 
 
 def run_link_unit(blob: str, unit: Unit) -> dict:
@@ -56,10 +80,8 @@ def run_link_unit(blob: str, unit: Unit) -> dict:
     sc = _scenario(blob)
     mc = sc.monte_carlo
     link = _block_link(blob, unit.scheme)
-    channel = make_channel(sc.channel.type, **sc.channel.params())
+    seed, gen, channel = _context(sc, unit)
     no = snr_db_to_no(unit.snr_db)
-    seed = unit_seed(sc.seed, unit.scheme, unit.snr_db, unit.video, unit.trial)
-    gen = RunContext(sc.device, sc.precision).generator(seed)
     counts = dict(bits=0, bit_errors=0, blocks=0, block_errors=0, raw_bits=0,
                   raw_bit_errors=0, channel_uses=0, batches=0)
     stop = "max_batches"
@@ -84,8 +106,33 @@ def run_link_unit(blob: str, unit: Unit) -> dict:
                 wall_s=time.perf_counter() - t0, **counts)
 
 
+def run_video_unit(blob: str, unit: Unit) -> dict:
+    """One trial: send the clip, score it against the original, account the CBR."""
+    sc = _scenario(blob)
+    video = _video(blob, unit.video)
+    scheme = _scheme(blob, unit.scheme)
+    seed, gen, channel = _context(sc, unit)
+    metrics, _missing = resolve_metrics(sc.metrics)
+    t0 = time.perf_counter()
+    tx = scheme.transmit(video, channel, unit.snr_db, gen)
+    t1 = time.perf_counter()
+    f, h, w = video.shape
+    if tx.frames.shape != video.frames.shape:
+        raise RuntimeError(f"scheme {unit.scheme!r} returned {tx.frames.shape[0]} frames "
+                           f"of {tx.frames.shape[1:]}, expected {video.frames.shape}")
+    scores = {n: m(video.frames, tx.frames) for n, m in metrics.items()}
+    scores["cbr"] = cbr(tx.channel_uses, f, h, w)
+    return dict(asdict(unit), unit_id=unit.unit_id, seed=seed, stop_reason="trial",
+                wall_s=time.perf_counter() - t0, channel_uses=tx.channel_uses, batches=1,
+                metrics=scores, **tx.counts,
+                extra=dict(tx.extra, payload_bits=tx.payload_bits, frames=f, height=h,
+                           width=w, transmit_s=t1 - t0))
+
+
 def execute_unit(blob: str, unit: Unit, threads: int | None = None) -> dict:
     """Entry point for every executor. ``blob`` is the scenario as JSON."""
     if threads:
         torch.set_num_threads(threads)
+    if _scenario(blob).kind == "video":
+        return run_video_unit(blob, unit)
     return run_link_unit(blob, unit)

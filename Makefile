@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 KEY    := $(shell cat setup.cfg pyproject.toml | sha256sum | cut -c1-12)
 TORCH  := torch==2.14.1 torchvision==0.29.1
-DEMO_SCENARIO ?= scenarios/ber_awgn_ldpc.yaml
+DEMO_SCENARIO ?= scenarios/quickstart.yaml
 
 .PHONY: demo test bench clean-venv
 
@@ -25,13 +25,13 @@ $(VENV)/.installed-%-$(KEY): $(VENV)/.torch
 	rm -f $(VENV)/.installed-$*-*
 	touch $@
 
-demo: $(VENV)/.installed-dev-$(KEY)
+demo: $(VENV)/.installed-video-$(KEY)
 	$(BIN)/lgvsc run $(DEMO_SCENARIO)
 
-test: $(VENV)/.installed-dev,ray-$(KEY)
+test: $(VENV)/.installed-dev,video,hf,ray-$(KEY)
 	$(BIN)/python -m pytest -q
 
-bench: $(VENV)/.installed-dev-$(KEY)
+bench: $(VENV)/.installed-video-$(KEY)
 	$(BIN)/python bench/link_throughput.py
 
 clean-venv:

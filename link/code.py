@@ -11,10 +11,18 @@ from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
 LDPC_MAX_K = 8448
 
 
+#: lowest code rate 5G NR LDPC supports (base graph 2)
+LDPC_MIN_RATE = 0.2
+
+
 def ldpc_codeword_length(k: int, rate: float, m: int) -> int:
     """Rate-matched length ``n`` for ``k`` info bits: ``ceil(k / rate)``, rounded up to
-    a multiple of the bits per symbol ``m`` so codewords fill whole symbols."""
-    return int(math.ceil(math.ceil(k / rate) / m) * m)
+    a multiple of the bits per symbol ``m`` so codewords fill whole symbols (rounded
+    down instead where rounding up would fall below the lowest rate, 1/5)."""
+    n = int(math.ceil(math.ceil(k / rate) / m) * m)
+    if n > k / LDPC_MIN_RATE:
+        n = int(k / LDPC_MIN_RATE) // m * m
+    return n
 
 
 class LDPCCode:
@@ -32,8 +40,8 @@ class LDPCCode:
 
     def __init__(self, k: int, rate: float, m: int, iterations: int = 20,
                  cn_update: str = "boxplus-phi", precision: str = "single", device: str = "cpu"):
-        if not 0 < rate < 1:
-            raise ValueError(f"rate must be in (0, 1), got {rate}")
+        if not LDPC_MIN_RATE <= rate < 1:
+            raise ValueError(f"rate must be in [{LDPC_MIN_RATE}, 1), got {rate}")
         if not 1 <= k <= LDPC_MAX_K:
             raise ValueError(f"k must be in [1, {LDPC_MAX_K}], got {k}")
         if iterations < 1:

@@ -19,7 +19,7 @@ import torch
 from sionna.phy.fec.crc import CRCDecoder, CRCEncoder
 
 from .channels import Channel
-from .code import LDPC_MAX_K, LDPCCode, NoCode
+from .code import LDPC_MAX_K, LDPC_MIN_RATE, LDPCCode, NoCode, ldpc_codeword_length
 from .modem import Modem, bits_per_symbol
 
 CRC_LENGTHS = {"none": 0, "CRC24A": 24, "CRC24B": 24, "CRC24C": 24, "CRC16": 16,
@@ -117,8 +117,8 @@ class DigitalPipe:
         self.crc_len = CRC_LENGTHS[crc]
         if not self.crc_len + 1 <= max_block <= LDPC_MAX_K:
             raise ValueError(f"max_block must be in [{self.crc_len + 1}, {LDPC_MAX_K}], got {max_block}")
-        if coding == "ldpc5g" and not 0 < rate < 1:
-            raise ValueError(f"rate must be in (0, 1), got {rate}")
+        if coding == "ldpc5g" and not LDPC_MIN_RATE <= rate < 1:
+            raise ValueError(f"rate must be in [{LDPC_MIN_RATE}, 1), got {rate}")
         self.coding, self.rate, self.max_block, self.crc = coding, rate, max_block, crc
         self.iterations, self.cn_update = iterations, cn_update
         self._opts = dict(precision=precision, device=device)
@@ -141,7 +141,11 @@ class DigitalPipe:
     def channel_uses(self, num_bits: int) -> int:
         """Complex channel uses a ``num_bits`` payload costs (no transmission needed)."""
         c, kp = self.segmentation(num_bits)
-        return 0 if c == 0 else c * self._link(kp + self.crc_len).n // self.m
+        if c == 0:
+            return 0
+        k = kp + self.crc_len
+        n = ldpc_codeword_length(k, self.rate, self.m) if self.coding == "ldpc5g" else k
+        return c * n // self.m
 
     def _link(self, k: int) -> BlockLink:
         if k not in self._links:

@@ -52,7 +52,7 @@ class TableRow(BaseModel):
     snr_db: float
     qp: int | None = Field(None, ge=0, le=51)
     gop: int | None = Field(None, gt=0)
-    rate: float | None = Field(None, gt=0, lt=1)
+    rate: float | None = Field(None, ge=0.2, lt=1)
     modulation: Modulation | None = None
     _r = field_validator("rate", mode="before")(_rate)
 
@@ -72,7 +72,7 @@ class CodecLDPCConfig(SchemeConfig):
     table: list[TableRow] | None = Field(None, description="per-SNR settings rows")
     qp: int | None = Field(None, ge=0, le=51)
     gop: int | None = Field(None, gt=0, description="keyframe interval (keyint)")
-    rate: float | None = Field(None, gt=0, lt=1, description="LDPC code rate")
+    rate: float | None = Field(None, ge=0.2, lt=1, description="LDPC code rate, 1/5 .. 1")
     modulation: Modulation | None = None
     target_cbr: float | None = Field(None, gt=0, description="pick the QP that meets this CBR")
     speed: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",

@@ -87,7 +87,7 @@ def _parse_rate(v):
 class LDPCConfig(SchemeConfig):
     modulation: Modulation = "qpsk"
     k: int = Field(1024, ge=12, le=LDPC_MAX_K, description="information bits per codeword")
-    rate: float = Field(0.5, gt=0, lt=1, description="code rate (number or 'a/b')")
+    rate: float = Field(0.5, ge=0.2, lt=1, description="code rate (number or 'a/b'), 1/5 .. 1")
     iterations: int = Field(20, gt=0, description="BP iterations")
     cn_update: Literal[LDPCCode.CN_UPDATES] = "boxplus-phi"  # type: ignore[valid-type]
     demapping: Literal["app", "maxlog"] = "app"

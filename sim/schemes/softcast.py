@@ -51,8 +51,8 @@ def dequantize_lambda(code: np.ndarray) -> np.ndarray:
 
 class SoftCastConfig(SchemeConfig):
     target_cbr: float = Field(gt=0, description="channel uses / (3 H W F), metadata included")
-    gop: int = Field(8, gt=0, description="frames per 3-D DCT")
-    chunks: tuple[int, int] = Field((8, 8), description="chunk grid per DCT slice (rows, cols)")
+    gop: int = Field(32, gt=0, description="frames per 3-D DCT")
+    chunks: tuple[int, int] = Field((16, 16), description="chunk grid per DCT slice (rows, cols)")
     meta_rate: float = Field(0.2, ge=0.2, lt=1, description="LDPC rate of the metadata (robust)")
     meta_modulation: Literal[tuple(MODULATIONS)] = "qpsk"  # type: ignore[valid-type]
 

@@ -63,16 +63,17 @@ def _cmd_validate(a) -> None:
     from .scenario import load_scenario
 
     sc = load_scenario(a.file)
-    n = len(sc.schemes) * len(sc.channel.snr_db)
-    print(f"{a.file}: ok ({sc.kind} scenario {sc.name!r}, {len(sc.schemes)} schemes x "
-          f"{len(sc.channel.snr_db)} SNRs = {n} units)")
+    from .units import plan_units
+
+    print(f"{a.file}: ok ({sc.kind} scenario {sc.name!r}, {len(plan_units(sc))} units)")
 
 
 def _cmd_list(a) -> None:
     from .executors import EXECUTORS
+    from .metrics import METRICS
     from .schemes import SCHEMES
 
-    for reg in (CHANNELS, SCHEMES, EXECUTORS):
+    for reg in (CHANNELS, SCHEMES, METRICS, EXECUTORS):
         print(f"{reg.family}: {', '.join(reg.names())}")
     print(f"modulation: {', '.join(MODULATIONS)}")
 

@@ -22,6 +22,9 @@ class Metric:
     name = ""
     higher_is_better = True
 
+    def __init__(self, device: str = "cpu"):
+        self.device = device
+
     def unavailable_reason(self) -> str | None:
         """None when the metric can run here, else a one-line reason."""
         return None
@@ -102,14 +105,17 @@ class MSSSIM(Metric):
         return ms_ssim(x, y, data_range=255, size_average=False, win_size=win).numpy()
 
 
-def resolve_metrics(names: list[str]) -> tuple[dict[str, Metric], dict[str, str]]:
+def resolve_metrics(names: list[str], device: str = "cpu") -> tuple[dict[str, Metric], dict[str, str]]:
     """(metrics that can run, {name: reason} for those that cannot)."""
     ok, missing = {}, {}
     for n in names:
-        m = METRICS.get(n)()
+        m = METRICS.get(n)(device)
         reason = m.unavailable_reason()
         if reason:
             missing[n] = reason
         else:
             ok[n] = m
     return ok, missing
+
+
+from . import metrics_deep  # noqa: E402,F401  (registers lpips, dists, clip)

@@ -81,7 +81,7 @@ def run(sc: Scenario, out: str | Path | None = None, executor: str | None = None
     ex = make_executor(executor or ex_spec.type, workers or ex_spec.workers, ex_spec.address)
     store = open_store(sc, out, fresh)
     if sc.kind == "video":
-        for name, reason in resolve_metrics(sc.metrics)[1].items():
+        for name, reason in resolve_metrics(sc.metrics, sc.device)[1].items():
             print(f"lgvsc: metric {name} unavailable ({reason}); recorded as unavailable",
                   file=sys.stderr)
     try:

@@ -68,6 +68,13 @@ def _video(blob: str, label: str):
     return load_video(sc.video(label), sc.base_dir or ".", sc.seed)
 
 
+@lru_cache(maxsize=8)
+def _metrics(blob: str):
+    """Metrics that can run here, built once per process (deep ones load weights once)."""
+    sc = _scenario(blob)
+    return resolve_metrics(sc.metrics, sc.device)[0]
+
+
 def _context(sc: Scenario, unit: Unit):
     seed = unit_seed(sc.seed, unit.scheme, unit.snr_db, unit.video, unit.trial)
     gen = RunContext(sc.device, sc.precision).generator(seed)
@@ -112,7 +119,7 @@ def run_video_unit(blob: str, unit: Unit) -> dict:
     video = _video(blob, unit.video)
     scheme = _scheme(blob, unit.scheme)
     seed, gen, channel = _context(sc, unit)
-    metrics, _missing = resolve_metrics(sc.metrics)
+    metrics = _metrics(blob)
     t0 = time.perf_counter()
     tx = scheme.transmit(video, channel, unit.snr_db, gen)
     t1 = time.perf_counter()

@@ -77,10 +77,21 @@ class _Deep(Metric):
         super().__init__(device)
         self._net = None
 
+    #: input range the network expects: "pm1" = [-1, 1], "unit" = [0, 1]
+    scale = "unit"
+
     def net(self):
         if self._net is None:
             self._net = self.build().to(self.device).eval()
         return self._net
+
+    def frame_scores(self, ref, test):
+        """Batched distance network ``net()(x, y)`` -> one score per frame."""
+        import torch
+
+        with torch.no_grad():
+            return np.concatenate([self.net()(a.to(self.device), b.to(self.device)).reshape(-1)
+                                   .cpu().numpy() for a, b in _batches(ref, test, self.scale)])
 
 
 @METRICS.register("lpips")
@@ -89,6 +100,7 @@ class LPIPS(_Deep):
 
     name = "lpips"
     higher_is_better = False
+    scale = "pm1"
 
     def unavailable_reason(self):
         try:
@@ -110,12 +122,6 @@ class LPIPS(_Deep):
                 mod.load_state_dict(feats[int(name)].state_dict())
         return model
 
-    def frame_scores(self, ref, test):
-        import torch
-
-        with torch.no_grad():
-            return np.concatenate([self.net()(a.to(self.device), b.to(self.device)).reshape(-1)
-                                   .cpu().numpy() for a, b in _batches(ref, test, "pm1")])
 
 
 @METRICS.register("dists")
@@ -140,12 +146,6 @@ class DISTS(_Deep):
         with mock.patch.object(DISTS_pt, "models", local):
             return DISTS_pt.DISTS()
 
-    def frame_scores(self, ref, test):
-        import torch
-
-        with torch.no_grad():
-            return np.concatenate([self.net()(a.to(self.device), b.to(self.device)).reshape(-1)
-                                   .cpu().numpy() for a, b in _batches(ref, test, "unit")])
 
 
 def find_clip() -> str | None:

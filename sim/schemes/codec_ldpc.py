@@ -19,32 +19,21 @@ level ``qp``/``gop``/``rate``/``modulation`` override the table. With
 from __future__ import annotations
 
 import csv
-from fractions import Fraction
 from functools import lru_cache
 from importlib import resources
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ...link.bits import bits_to_bytes, bytes_to_bits
 from ...link.cbr import cbr
 from ...link.channels import snr_db_to_no
 from ...link.digital import DigitalPipe
-from ...link.modem import MODULATIONS, bits_per_symbol
+from ...link.modem import bits_per_symbol
 from .. import codecs
 from . import SCHEMES, SchemeConfig
+from .fields import Modulation, Rate, parse_rate
 from .transmission import Transmission, VideoScheme
-
-Modulation = Literal[tuple(MODULATIONS)]  # type: ignore[valid-type]
-
-
-def _rate(v):
-    if isinstance(v, str):
-        try:
-            return float(Fraction(v.strip()))
-        except (ValueError, ZeroDivisionError):
-            raise ValueError(f"rate must be a number or a fraction like '2/3', got {v!r}") from None
-    return v
 
 
 class TableRow(BaseModel):
@@ -52,9 +41,8 @@ class TableRow(BaseModel):
     snr_db: float
     qp: int | None = Field(None, ge=0, le=51)
     gop: int | None = Field(None, gt=0)
-    rate: float | None = Field(None, ge=0.2, lt=1)
+    rate: Rate | None = None
     modulation: Modulation | None = None
-    _r = field_validator("rate", mode="before")(_rate)
 
 
 @lru_cache(maxsize=None)
@@ -62,7 +50,7 @@ def paper_table1(codec: str) -> tuple[TableRow, ...]:
     """The paper's Table I rows for ``codec`` (h264 | h265)."""
     text = resources.files("lgvsc.sim").joinpath("data/table1_h26x_ldpc.csv").read_text()
     return tuple(TableRow(snr_db=float(r["snr_db"]), qp=int(r["qp"]), gop=int(r["gop"]),
-                          rate=_rate(r["ldpc_rate"]), modulation=r["modulation"])
+                          rate=parse_rate(r["ldpc_rate"]), modulation=r["modulation"])
                  for r in csv.DictReader(text.splitlines()) if r["codec"] == codec)
 
 
@@ -72,7 +60,7 @@ class CodecLDPCConfig(SchemeConfig):
     table: list[TableRow] | None = Field(None, description="per-SNR settings rows")
     qp: int | None = Field(None, ge=0, le=51)
     gop: int | None = Field(None, gt=0, description="keyframe interval (keyint)")
-    rate: float | None = Field(None, ge=0.2, lt=1, description="LDPC code rate, 1/5 .. 1")
+    rate: Rate | None = Field(None, description="LDPC code rate")
     modulation: Modulation | None = None
     target_cbr: float | None = Field(None, gt=0, description="pick the QP that meets this CBR")
     speed: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
@@ -81,7 +69,6 @@ class CodecLDPCConfig(SchemeConfig):
     max_block: int = Field(8448, ge=64, le=8448, description="largest LDPC code block (bits)")
     iterations: int = Field(20, gt=0)
     decode_timeout_s: float | None = Field(None, gt=0)
-    _r = field_validator("rate", mode="before")(_rate)
 
     @model_validator(mode="after")
     def _one_source(self):

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
 from typing import Literal
 
 import numpy as np
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from ...link import theory
 from ...link.code import LDPC_MAX_K, LDPCCode, NoCode
 from ...link.digital import BlockLink
-from ...link.modem import MODULATIONS, Modem, bits_per_symbol
+from ...link.modem import Modem, bits_per_symbol
 from . import SCHEMES, Scheme, SchemeConfig
-
-Modulation = Literal[tuple(MODULATIONS)]  # type: ignore[valid-type]
+from .fields import Modulation, Rate
 
 
 class LinkScheme(Scheme):
@@ -75,24 +73,13 @@ class Uncoded(LinkScheme):
         return {"ber": ber, "bler": bler}
 
 
-def _parse_rate(v):
-    if isinstance(v, str):
-        try:
-            return float(Fraction(v.strip()))
-        except (ValueError, ZeroDivisionError):
-            raise ValueError(f"rate must be a number or a fraction like '2/3', got {v!r}") from None
-    return v
-
-
 class LDPCConfig(SchemeConfig):
     modulation: Modulation = "qpsk"
     k: int = Field(1024, ge=12, le=LDPC_MAX_K, description="information bits per codeword")
-    rate: float = Field(0.5, ge=0.2, lt=1, description="code rate (number or 'a/b'), 1/5 .. 1")
+    rate: Rate = Field(0.5, description="code rate, number or 'a/b', in [1/5, 1)")
     iterations: int = Field(20, gt=0, description="BP iterations")
     cn_update: Literal[LDPCCode.CN_UPDATES] = "boxplus-phi"  # type: ignore[valid-type]
     demapping: Literal["app", "maxlog"] = "app"
-
-    _rate = field_validator("rate", mode="before")(_parse_rate)
 
 
 @SCHEMES.register("ldpc5g")

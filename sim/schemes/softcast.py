@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
@@ -28,8 +27,8 @@ from pydantic import Field
 from ...link.analog import AnalogPipe
 from ...link.channels import snr_db_to_no
 from ...link.digital import DigitalPipe
-from ...link.modem import MODULATIONS
 from . import SCHEMES, SchemeConfig
+from .fields import Modulation, Rate
 from .transmission import Transmission, VideoScheme
 
 # BT.601 full-range RGB <-> YCbCr (offsets dropped: the DC coefficient carries them)
@@ -53,8 +52,8 @@ class SoftCastConfig(SchemeConfig):
     target_cbr: float = Field(gt=0, description="channel uses / (3 H W F), metadata included")
     gop: int = Field(32, gt=0, description="frames per 3-D DCT")
     chunks: tuple[int, int] = Field((16, 16), description="chunk grid per DCT slice (rows, cols)")
-    meta_rate: float = Field(0.2, ge=0.2, lt=1, description="LDPC rate of the metadata (robust)")
-    meta_modulation: Literal[tuple(MODULATIONS)] = "qpsk"  # type: ignore[valid-type]
+    meta_rate: Rate = Field(0.2, description="LDPC rate of the metadata (robust)")
+    meta_modulation: Modulation = "qpsk"
 
 
 @dataclass

@@ -1,0 +1,27 @@
+"""Field types shared by scheme configs."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, Field
+
+from ...link.code import LDPC_MIN_RATE
+from ...link.modem import MODULATIONS
+
+Modulation = Literal[tuple(MODULATIONS)]  # type: ignore[valid-type]
+
+
+def parse_rate(v):
+    """Accept a number or a fraction string such as ``"2/3"``."""
+    if isinstance(v, str):
+        try:
+            return float(Fraction(v.strip()))
+        except (ValueError, ZeroDivisionError):
+            raise ValueError(f"rate must be a number or a fraction like '2/3', got {v!r}") from None
+    return v
+
+
+#: an LDPC code rate in [1/5, 1), given as a number or "a/b"
+Rate = Annotated[float, BeforeValidator(parse_rate), Field(ge=LDPC_MIN_RATE, lt=1)]

@@ -47,6 +47,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list registered components")
     pl = sub.add_parser("plot", help="rewrite summary.csv and plots of a results folder")
     pl.add_argument("results_dir")
+    k = sub.add_parser("keyframes", help="select keyframes of a video (SKIM / SKEM)")
+    k.add_argument("source", help="builtin:NAME | synthetic:PRESET | a video file")
+    k.add_argument("--selector", choices=["skim", "skem"], default="skem")
+    k.add_argument("--scorer", default="classical", help="scorer for skem (see lgvsc list)")
+    k.add_argument("--scorer-path", help="local model folder for the vlm scorer")
+    k.add_argument("--scorer-mode", choices=["direct", "paper"], default="direct")
+    k.add_argument("--threshold", default="0.35", help="eta_th, or 'auto' with --target-keyframes")
+    k.add_argument("--target-keyframes", type=_positive, help="keyframe count for --threshold auto")
+    k.add_argument("--segments", type=_positive, default=4, help="skim: number of segments")
+    k.add_argument("--focus", default=None, help="semantic focus text")
+    k.add_argument("--stride", type=_positive, default=1)
+    k.add_argument("--min-len", type=_positive, default=1)
+    k.add_argument("--max-len", type=_positive, default=None)
+    k.add_argument("--frames", type=_positive, help="number of frames (default: all)")
+    k.add_argument("--size", type=_positive, nargs=2, metavar=("H", "W"))
+    k.add_argument("--json", action="store_true", help="one JSON object on stdout")
     return p
 
 
@@ -73,7 +89,11 @@ def _cmd_list(a) -> None:
     from .metrics import METRICS
     from .schemes import SCHEMES
 
-    for reg in (CHANNELS, SCHEMES, METRICS, EXECUTORS):
+    from ..semantic.captioners import CAPTIONERS
+    from ..semantic.scorers import SCORERS
+    from ..semantic.selectors import SELECTORS
+
+    for reg in (CHANNELS, SCHEMES, METRICS, EXECUTORS, SELECTORS, SCORERS, CAPTIONERS):
         print(f"{reg.family}: {', '.join(reg.names())}")
     print(f"modulation: {', '.join(MODULATIONS)}")
 
@@ -86,7 +106,14 @@ def _cmd_plot(a) -> None:
     print(f"wrote {len(paths)} files under {out}")
 
 
-COMMANDS = {"run": _cmd_run, "validate": _cmd_validate, "list": _cmd_list, "plot": _cmd_plot}
+def _cmd_keyframes(a) -> None:
+    from .keyframes_cli import keyframes
+
+    keyframes(a)
+
+
+COMMANDS = {"run": _cmd_run, "validate": _cmd_validate, "list": _cmd_list, "plot": _cmd_plot,
+            "keyframes": _cmd_keyframes}
 
 
 def main(argv: list[str] | None = None) -> int:

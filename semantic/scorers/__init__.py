@@ -1,0 +1,63 @@
+"""Scorers: how semantically different a candidate frame is from a keyframe.
+
+Every scorer returns :class:`~lgvsc.semantic.psss.PSSS` values (``s_rel`` in
+(-1, 1), higher = more different) and counts its cost: model forward passes
+and token-steps (tokens processed plus tokens generated), so modes can be
+compared. Registered by name in :data:`SCORERS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...link.registry import Registry
+from ..psss import DEFAULT_FOCUS, PSSS
+
+SCORERS: Registry[type["Scorer"]] = Registry("scorer")
+
+
+@dataclass
+class Cost:
+    forward_passes: int = 0
+    token_steps: int = 0  # tokens processed (prefill) + tokens generated
+    pairs: int = 0  # (keyframe, candidate) pairs scored
+
+    def as_dict(self) -> dict:
+        return dict(forward_passes=self.forward_passes, token_steps=self.token_steps,
+                    pairs=self.pairs)
+
+
+class Scorer:
+    """Base class; implement :meth:`score_batch`.
+
+    :meth:`score` -- ``key`` uint8 [H, W, 3] and ``candidates`` a list of
+    uint8 [H, W, 3] frames -> one :class:`PSSS` per candidate, each comparing
+    the candidate with ``key`` from the perspective of ``focus``.
+    """
+
+    def __init__(self):
+        self.cost = Cost()
+
+    def score_batch(self, key: np.ndarray, candidates: list[np.ndarray], focus: str) -> list[PSSS]:
+        raise NotImplementedError
+
+    def score(self, key: np.ndarray, candidates: list[np.ndarray],
+              focus: str = DEFAULT_FOCUS) -> list[PSSS]:
+        if not candidates:
+            return []
+        out = self.score_batch(key, list(candidates), focus)
+        self.cost.pairs += len(candidates)
+        return out
+
+    def reset_cost(self) -> None:
+        self.cost = Cost()
+
+
+def make_scorer(type: str, **params) -> Scorer:
+    """Build a registered scorer; unknown names list the valid ones."""
+    return SCORERS.get(type)(**params)
+
+
+from . import classical  # noqa: E402,F401  (registers "classical")

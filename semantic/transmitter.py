@@ -1,0 +1,97 @@
+"""The LGVSC transmitter (Sec. II-A, II-C): video -> what goes on the air.
+
+A :class:`Transmitter` composes a keyframe selector, a captioner and a side
+information form, and turns a clip (uint8 [F, H, W, 3]) into a
+:class:`TransmitPlan`: keyframe indices, segments, one caption and one
+motion descriptor per segment, the bit payloads of the digital part, and
+the channel-use budget of every part. Keyframes themselves go through a
+keyframe codec (analog JSCC, its own module); its channel uses per keyframe
+enter the budget when known.
+
+Digital payloads: all captions in one compressed text payload
+(:mod:`~lgvsc.semantic.text_bits`), all side information in one fixed-size
+payload (``num_bits`` per segment), each through the digital pipe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..link.digital import DigitalPipe
+from .captioners import Captioner
+from .selectors import Selection
+from .text_bits import encode_texts
+
+
+@dataclass
+class TransmitPlan:
+    """Everything the transmitter decided, and what it costs.
+
+    ``segments``: (first, last) keyframe of each segment, inclusive.
+    ``budget``: channel uses of the ``keyframes`` (None when no codec cost is
+    given), ``captions`` and ``side_info``, their bits, and ``total``.
+    """
+
+    keyframes: list[int]
+    segments: list[tuple[int, int]]
+    captions: list[str]
+    side_info: list
+    caption_bits: torch.Tensor
+    side_bits: torch.Tensor
+    budget: dict
+    selection: Selection = field(repr=False, default=None)
+
+
+class Transmitter:
+    """:param selector: ``SKIM`` / ``SKEM`` (anything with ``select(frames)``).
+    :param captioner: a :class:`~lgvsc.semantic.captioners.Captioner`.
+    :param side_info: a motion descriptor form (``MotionScalar`` / ``MotionGrid``).
+    :param digital: the digital pipe captions and side info travel through.
+    :param keyframe_uses: channel uses of one coded keyframe (None = unknown).
+    """
+
+    def __init__(self, selector, captioner: Captioner, side_info, digital: DigitalPipe,
+                 keyframe_uses: int | None = None):
+        if keyframe_uses is not None and keyframe_uses < 0:
+            raise ValueError(f"keyframe_uses must be >= 0, got {keyframe_uses}")
+        self.selector, self.captioner, self.side = selector, captioner, side_info
+        self.digital, self.keyframe_uses = digital, keyframe_uses
+
+    def plan(self, frames: np.ndarray) -> TransmitPlan:
+        sel = self.selector.select(frames)
+        segs = sel.segments()
+        last = len(frames) - 1
+        # a segment's own frames are [first, last keyframe); the clip's final frame belongs
+        # to the last segment
+        spans = [(a, b + 1 if b == last else max(b, a + 1)) for a, b in segs]
+        captions = [self.captioner.caption(frames[s:e], s, e) for s, e in spans]
+        side = [self.side.encode(frames[a:b + 1]) for a, b in segs]
+        cap_bits = encode_texts(captions)
+        side_bits = (torch.cat([self.side.to_bits(d) for d in side]) if side
+                     else torch.zeros(0, dtype=torch.uint8))
+        return TransmitPlan(sel.keyframes, segs, captions, side, cap_bits, side_bits,
+                            self.budget(len(sel.keyframes), cap_bits.numel(), side_bits.numel()),
+                            sel)
+
+    def budget(self, keyframes: int, caption_bits: int, side_bits: int) -> dict:
+        kf = None if self.keyframe_uses is None else keyframes * self.keyframe_uses
+        cap = self.digital.channel_uses(caption_bits)
+        side = self.digital.channel_uses(side_bits)
+        return dict(keyframes=kf, captions=cap, side_info=side, caption_bits=caption_bits,
+                    side_bits=side_bits, total=(kf or 0) + cap + side)
+
+
+def keyframes_for_budget(channel_uses: int, keyframe_uses: int, per_segment_bits: int,
+                         digital: DigitalPipe, max_keyframes: int) -> int:
+    """Most keyframes K (2 <= K <= max) whose cost fits ``channel_uses``:
+    ``K * keyframe_uses + uses(K - 1 segments x per_segment_bits)``; at least 2
+    (first and last frame) even when that overshoots."""
+    best = 2
+    for k in range(2, max_keyframes + 1):
+        if k * keyframe_uses + digital.channel_uses((k - 1) * per_segment_bits) > channel_uses:
+            break
+        best = k
+    return min(best, max_keyframes)

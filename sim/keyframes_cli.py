@@ -1,0 +1,71 @@
+"""``lgvsc keyframes``: run a keyframe selector on one video and print the result."""
+
+from __future__ import annotations
+
+import json
+
+from ..semantic.calibration import calibrate_threshold
+from ..semantic.psss import DEFAULT_FOCUS
+from ..semantic.scorers import make_scorer
+from ..semantic.selectors import SKEM, SKIM
+from .errors import UserError
+from .video import VideoSpec, load_video
+
+
+def _scorer(a):
+    params = {}
+    if a.scorer == "vlm":
+        if not a.scorer_path:
+            raise UserError("--scorer vlm needs --scorer-path (a local model folder)")
+        params = dict(path=a.scorer_path, mode=a.scorer_mode)
+    try:
+        return make_scorer(a.scorer, **params)
+    except ValueError as e:
+        raise UserError(f"--scorer {a.scorer}: {e}") from None
+
+
+def _threshold(a):
+    if a.threshold == "auto":
+        if not a.target_keyframes:
+            raise UserError("--threshold auto needs --target-keyframes N")
+        return None
+    try:
+        t = float(a.threshold)
+    except ValueError:
+        raise UserError(f"--threshold must be a number in [-1, 1] or 'auto', got {a.threshold!r}") from None
+    if not -1 <= t <= 1:
+        raise UserError(f"--threshold must be in [-1, 1], got {t}")
+    return t
+
+
+def keyframes(a) -> None:
+    try:
+        spec = VideoSpec(source=a.source, frames=a.frames, size=tuple(a.size) if a.size else None)
+    except ValueError as e:
+        raise UserError(f"{a.source}: {str(e).splitlines()[-1].strip()}") from None
+    frames = load_video(spec).frames
+    out = {"keyframes": None, "scores": []}
+    if a.selector == "skim":
+        sel = SKIM(a.segments).select(frames)
+    else:
+        eta = _threshold(a)
+        opts = dict(stride=a.stride, min_len=a.min_len, max_len=a.max_len,
+                    focus=a.focus or DEFAULT_FOCUS)
+        scorer = _scorer(a)
+        if eta is None:
+            eta, sel = calibrate_threshold(frames, scorer, a.target_keyframes, **opts)
+        else:
+            sel = SKEM(scorer, threshold=eta, **opts).select(frames)
+        out["threshold"] = eta
+        out["cost"] = sel.cost
+    out["keyframes"] = sel.keyframes
+    out["scores"] = [{"frame": c, "keyframe": k, "s_rel": round(s, 6)} for c, k, s in sel.scores]
+    if a.json:
+        print(json.dumps(out))
+        return
+    print(f"keyframes ({len(sel.keyframes)}): {' '.join(map(str, sel.keyframes))}")
+    if "threshold" in out:
+        print(f"threshold eta_th = {out['threshold']:.4g}")
+        flagged = [s for s in out["scores"] if s["s_rel"] > out["threshold"]]
+        for s in flagged:
+            print(f"  frame {s['frame']:5d} vs keyframe {s['keyframe']:5d}: S_rel = {s['s_rel']:+.3f}")

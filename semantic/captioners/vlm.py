@@ -1,0 +1,66 @@
+"""``vlm``: one caption per segment from a local vision-language model (greedy).
+
+The segment is shown as its first frame (``frames=1``: ``"<image>\\n{prompt}"``)
+or as ``frames`` evenly spaced frames in one multi-image prompt
+(``"Frame1: <image>\\nFrame2: <image>\\n...{prompt}"``), through the
+checkpoint's chat template (see :mod:`~lgvsc.semantic.vlm_backend`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..vlm_backend import IMAGE, VLMBackend
+from . import CAPTIONERS, Captioner
+
+#: default captioning instruction
+CAPTION_PROMPT = "Describe this video segment in one sentence."
+
+
+def sample_indices(length: int, n: int) -> list[int]:
+    """``n`` evenly spaced frame indices of a ``length``-frame segment (first and last
+    included for n > 1; fewer when the segment is shorter)."""
+    if n == 1:
+        return [0]
+    return sorted(set(np.linspace(0, length - 1, n).round().astype(int).tolist()))
+
+
+def caption_prompt(n_images: int, prompt: str) -> str:
+    """The user turn for ``n_images`` images (``<image>`` markers) and the instruction."""
+    if n_images == 1:
+        return f"{IMAGE}\n{prompt}"
+    return "".join(f"Frame{i + 1}: {IMAGE}\n" for i in range(n_images)) + prompt
+
+
+@CAPTIONERS.register("vlm")
+class VLMCaptioner(Captioner):
+    """Caption = greedy decoding of the model's answer, stripped.
+
+    :param path: local model directory or a Hugging Face repo id in the local cache.
+    :param device: ``"auto"`` | ``"cpu"`` | ``"cuda[:N]"``.
+    :param dtype: ``"auto"`` | ``"bfloat16"`` | ``"float16"`` | ``"float32"``.
+    :param frames: frames shown per segment (1 = its first frame).
+    :param max_new_tokens: caption length cap in tokens.
+    :param prompt: the instruction.
+    """
+
+    def __init__(self, path, device: str = "auto", dtype: str = "auto", frames: int = 1,
+                 max_new_tokens: int = 48, prompt: str = CAPTION_PROMPT):
+        for name, v in (("frames", frames), ("max_new_tokens", max_new_tokens)):
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        if not isinstance(prompt, str) or not prompt.strip() or IMAGE in prompt:
+            raise ValueError(f"prompt must be a non-empty string without {IMAGE!r}, got {prompt!r}")
+        self.frames, self.max_new_tokens, self.prompt = frames, max_new_tokens, prompt
+        self.backend = VLMBackend(path, device=device, dtype=dtype)
+
+    def caption(self, frames: np.ndarray, start: int = 0, end: int | None = None) -> str:
+        """``frames`` uint8 [L, H, W, 3] (the segment) -> caption text."""
+        if not (isinstance(frames, np.ndarray) and frames.ndim == 4 and len(frames) >= 1):
+            raise ValueError(f"frames must be uint8 [L, H, W, 3] with L >= 1, got "
+                             f"{getattr(frames, 'shape', type(frames).__name__)}")
+        picked = [frames[i] for i in sample_indices(len(frames), self.frames)]
+        b = self.backend
+        enc = b.encode(b.chat(caption_prompt(len(picked), self.prompt)), picked)
+        text, _ = b.generate(enc, self.max_new_tokens)
+        return text

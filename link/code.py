@@ -13,6 +13,13 @@ LDPC_MAX_K = 8448
 
 #: lowest code rate 5G NR LDPC supports (base graph 2)
 LDPC_MIN_RATE = 0.2
+#: largest info block of base graph 2, which 38.212 uses for every rate <= 1/4
+LDPC_MAX_K_BG2 = 3840
+
+
+def max_block_for_rate(rate: float) -> int:
+    """Largest code block (info bits) 5G LDPC supports at ``rate``."""
+    return LDPC_MAX_K_BG2 if rate <= 0.25 else LDPC_MAX_K
 
 
 def ldpc_codeword_length(k: int, rate: float, m: int) -> int:

@@ -19,7 +19,8 @@ import torch
 from sionna.phy.fec.crc import CRCDecoder, CRCEncoder
 
 from .channels import Channel
-from .code import LDPC_MAX_K, LDPC_MIN_RATE, LDPCCode, NoCode, ldpc_codeword_length
+from .code import (LDPC_MAX_K, LDPC_MIN_RATE, LDPCCode, NoCode, ldpc_codeword_length,
+                   max_block_for_rate)
 from .modem import Modem, bits_per_symbol
 
 CRC_LENGTHS = {"none": 0, "CRC24A": 24, "CRC24B": 24, "CRC24C": 24, "CRC16": 16,
@@ -100,7 +101,8 @@ class DigitalPipe:
     :param modulation: ``bpsk | qpsk | qam16 | qam64 | qam256``.
     :param coding: ``"ldpc5g"`` or ``"uncoded"``.
     :param rate: LDPC code rate (ignored when uncoded).
-    :param max_block: Largest code block in info bits, CRC included (<= 8448).
+    :param max_block: Largest code block in info bits, CRC included (<= 8448; capped
+        at 3840 for rates <= 1/4, where 5G uses base graph 2).
     :param crc: Per-block CRC polynomial (Sionna names) or ``"none"``.
     :param iterations: BP iterations.
     :param cn_update: check-node rule (see :class:`~lgvsc.link.code.LDPCCode`).
@@ -119,6 +121,8 @@ class DigitalPipe:
             raise ValueError(f"max_block must be in [{self.crc_len + 1}, {LDPC_MAX_K}], got {max_block}")
         if coding == "ldpc5g" and not LDPC_MIN_RATE <= rate < 1:
             raise ValueError(f"rate must be in [{LDPC_MIN_RATE}, 1), got {rate}")
+        if coding == "ldpc5g":  # base graph 2 (rates <= 1/4) stops at 3840 bits
+            max_block = min(max_block, max_block_for_rate(rate))
         self.coding, self.rate, self.max_block, self.crc = coding, rate, max_block, crc
         self.iterations, self.cn_update = iterations, cn_update
         self._opts = dict(precision=precision, device=device)

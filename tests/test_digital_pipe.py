@@ -27,6 +27,14 @@ def test_payload_round_trip_at_high_snr(num_bits):
         assert res.num_blocks == 0 and res.channel_uses == 0
 
 
+def test_low_rate_long_payload_uses_base_graph_2_blocks():
+    pipe = DigitalPipe("qpsk", rate=0.2)
+    assert pipe.max_block == 3840
+    bits = torch.randint(0, 2, (10_000,), generator=_gen(9))
+    res = pipe(bits, AWGN(), snr_db_to_no(5.0), _gen(10))
+    assert res.num_blocks == 3 and torch.equal(res.bits, bits.to(torch.uint8))
+
+
 def test_segmentation_equal_blocks():
     pipe = DigitalPipe("qpsk", rate=0.5, max_block=1024)
     c, kp = pipe.segmentation(100_000)

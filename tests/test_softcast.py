@@ -5,7 +5,8 @@ import torch
 from lgvsc.link.cbr import cbr
 from lgvsc.link.channels import AWGN, RayleighBlockFading, RicianBlockFading
 from lgvsc.sim.metrics import PSNR
-from lgvsc.sim.schemes.softcast import SoftCast, SoftCastConfig, dequantize_lambda, quantize_lambda
+from lgvsc.semantic.linear_coding import dequantize_lambda, quantize_lambda
+from lgvsc.sim.schemes.softcast import SoftCast, SoftCastConfig
 from lgvsc.sim.seeding import RunContext
 from lgvsc.sim.video import VideoSpec, load_video
 

@@ -77,10 +77,16 @@ def text_config(tok, hidden: int, layers: int, heads: int = 4, **extra) -> dict:
                 max_position_embeddings=4096, **extra)
 
 
-def _random_model(cls, cfg, seed: int):
+def _random_model(cls, cfg, seed: int, tok):
+    """Random weights (seeded, caller's RNG untouched); generation never emits special
+    tokens other than end-of-turn, so decoded texts have the length generated, as with
+    a trained model."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return cls(cfg).eval()
+        model = cls(cfg).eval()
+    special = tok.convert_tokens_to_ids(tok.all_special_tokens)
+    model.generation_config.suppress_tokens = sorted(set(special) - {tok.eos_token_id})
+    return model
 
 
 def _save(folder, model, tok, image_processor, processor, layout: str) -> Path:
@@ -114,7 +120,7 @@ def build_internvl(folder, layout="processor", seed=0, image_size=56, patch_size
                   intermediate_size=2 * vision_hidden, image_size=image_size, patch_size=patch_size)
     cfg = InternVLConfig(vision_config=vision, text_config=dict(model_type="qwen2", **text_config(tok, hidden, layers)),
                          image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"), image_seq_length=seq)
-    model = _random_model(InternVLForConditionalGeneration, cfg, seed)
+    model = _random_model(InternVLForConditionalGeneration, cfg, seed, tok)
     proc = InternVLProcessor(image_processor=ip, tokenizer=tok, video_processor=InternVLVideoProcessor(size=size),
                              image_seq_length=seq, chat_template=chat_template("<IMG_CONTEXT>"))
     return _save(folder, model, tok, ip, proc, layout)
@@ -147,7 +153,7 @@ def build_qwen(folder, arch="qwen2_vl", layout="processor", seed=0, max_pixels=1
     cfg = Cfg(text_config=text_config(tok, hidden, layers, rope_parameters=rope), vision_config=vision,
               image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
               vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
-    model = _random_model(Model, cfg, seed)
+    model = _random_model(Model, cfg, seed, tok)
     pix = dict(min_pixels=56 * 56, max_pixels=max_pixels)
     ip = Qwen2VLImageProcessor(**pix)
     proc = Proc(image_processor=ip, tokenizer=tok, video_processor=Qwen2VLVideoProcessor(**pix),

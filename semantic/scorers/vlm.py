@@ -166,6 +166,9 @@ class VLMScorer(Scorer):
     :param prefixes: keyframe prefix KV caches kept (LRU).
     """
 
+    #: round-1 text -> (description of Image-1, of Image-2); a subclass may replace it
+    splitter = staticmethod(split_descriptions)
+
     def __init__(self, path, mode: str = "direct", device: str = "auto", dtype: str = "auto",
                  batch: int = 8, max_new_tokens: int = 48, min_new_tokens: int = 0,
                  feature_cache: int = 256, prefixes: int = 2):
@@ -226,7 +229,7 @@ class VLMScorer(Scorer):
 
     # ---- paper mode ------------------------------------------------------------------------
     def _paper_pair(self, key: np.ndarray, cand: np.ndarray, focus: str) -> PSSS:
-        desc_1, desc_2 = split_descriptions(self._describe(key, cand))
+        desc_1, desc_2 = self.splitter(self._describe(key, cand))
         return self._judge(psss_prompt(desc_1, desc_2, focus))
 
     def _describe(self, key: np.ndarray, cand: np.ndarray) -> str:

@@ -27,4 +27,4 @@ class Scheme:
         self.cfg, self.ctx = cfg, ctx
 
 
-from . import codec_ldpc, link, softcast  # noqa: E402,F401  (register the schemes)
+from . import codec_ldpc, keyframe_jscc, link, softcast  # noqa: E402,F401  (register the schemes)

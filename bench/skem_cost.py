@@ -75,9 +75,8 @@ def real_shape_model(arch: str, folder: Path, tokens_per_frame: int) -> Path:
         build(arch, folder, image_size=4 * side, patch_size=2)
     else:
         build(arch, folder, max_pixels=28 * 28 * 1280)
-    # greedy decoding of random weights repeats one token; distinct tokens give descriptions
-    # that re-tokenize to about the generated length in round 2, as a trained model's would
-    # and printable ASCII pieces only, so the decoded text re-tokenizes to about its length
+    # greedy decoding of random weights repeats one token: forbid repeats and non-ASCII
+    # pieces, so the descriptions re-tokenize in round 2 to about their generated length
     gen = GenerationConfig.from_pretrained(folder)
     gen.no_repeat_ngram_size = 1
     gen.suppress_tokens = sorted(set(gen.suppress_tokens or []) | set(unprintable_ids(folder)))
@@ -90,8 +89,8 @@ def unprintable_ids(folder: Path) -> list[int]:
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(folder)
-    bad = [i for i in range(len(tok)) if not (lambda s: s.isascii() and s.isprintable())(tok.decode([i]))]
-    return [i for i in bad if i != tok.eos_token_id]
+    text = [tok.decode([i]) for i in range(len(tok))]
+    return [i for i, t in enumerate(text) if not (t.isascii() and t.isprintable()) and i != tok.eos_token_id]
 
 
 class HalvingScorer(VLMScorer):
@@ -125,7 +124,7 @@ def classical_fps(frames: np.ndarray) -> float:
     return (len(frames) - 1) / (time.perf_counter() - t)
 
 
-def main():
+def parse():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--source", default="builtin:bikes")
     ap.add_argument("--frames", type=int, default=64)
@@ -138,36 +137,57 @@ def main():
                     help="classical S_rel above which the VLM is asked (one row each)")
     ap.add_argument("--decisions", default="classical", choices=["classical", "model"])
     ap.add_argument("--threads", type=int, default=1)
-    a = ap.parse_args()
-    torch.set_num_threads(a.threads)
+    return ap.parse_args()
+
+
+def rows(a) -> list[tuple[str, str, int, float | None]]:
+    """(name, mode, SKEM batch, prefilter threshold) of every run."""
+    out = [("paper", "paper", 1, None), ("direct", "direct", 1, None)]
+    for t in a.prefilter_threshold:
+        out += [(f"direct+prune>{t:g}", "direct", 1, t),
+                (f"direct+prune>{t:g} b{a.batch}", "direct", a.batch, t)]
+    return out
+
+
+def run(a, folder, frames, minutes) -> dict:
+    """Every row's SKEM run; prints one line each; returns name -> Cost."""
     from lgvsc.semantic import selectors  # the SKEM selector
 
+    results = {}
+    for name, mode, batch, pthr in rows(a):
+        vlm = HalvingScorer(folder, mode=mode, batch=batch, max_new_tokens=a.new_tokens,
+                            min_new_tokens=a.new_tokens if mode == "paper" else 0)
+        scorer = vlm if a.decisions == "model" else CostedOracle(vlm, make_scorer("classical"))
+        sel, wall = skem_run(selectors, frames, scorer, batch, pthr)
+        c = results[name] = vlm.cost
+        print(f"{name:>22}: keyframes {sel.keyframes}  pairs {c.pairs:3d}  "
+              f"forwards/min {c.forward_passes / minutes:9.0f}  "
+              f"token-steps/min {c.token_steps / minutes:11.0f}  "
+              f"tokens/pair {c.token_steps / max(c.pairs, 1):6.0f}  wall {wall:5.1f} s")
+    return results
+
+
+def ratio(a: int, b: int) -> str:
+    return f"x{a / b:.1f}" if b else "inf (the VLM was never asked)"
+
+
+def main():
+    from transformers.utils import logging as hf_logging
+
+    a = parse()
+    torch.set_num_threads(a.threads)
+    hf_logging.disable_progress_bar()
     video = load_video(VideoSpec(source=a.source, frames=a.frames, size=tuple(a.size)))
     frames, minutes = video.frames, len(video.frames) / video.fps / 60.0
     folder = real_shape_model(a.arch, Path(tempfile.mkdtemp(prefix="skem-cost-")), a.tokens_per_frame)
     print(f"{a.source}: {len(frames)} frames {frames.shape[1]}x{frames.shape[2]} @ {video.fps:g} fps "
           f"= {60 * minutes:.2f} s; tiny {a.arch} with real token counts; decisions: {a.decisions}")
     print(f"classical scorer: {classical_fps(frames):.0f} frames/s")
-
-    rows = [("paper", "paper", 1, None), ("direct", "direct", 1, None)]
-    for t in a.prefilter_threshold:
-        rows += [(f"direct+prune>{t:g}", "direct", 1, t), (f"direct+prune>{t:g} b{a.batch}", "direct", a.batch, t)]
-    results = {}
-    for name, mode, batch, pthr in rows:
-        vlm = HalvingScorer(folder, mode=mode, batch=batch, max_new_tokens=a.new_tokens,
-                        min_new_tokens=a.new_tokens if mode == "paper" else 0)
-        scorer = vlm if a.decisions == "model" else CostedOracle(vlm, make_scorer("classical"))
-        sel, wall = skem_run(selectors, frames, scorer, batch, pthr)
-        results[name] = vlm.cost
-        c = vlm.cost
-        print(f"{name:>22}: keyframes {sel.keyframes}  pairs {c.pairs:3d}  "
-              f"forwards/min {c.forward_passes / minutes:9.0f}  token-steps/min {c.token_steps / minutes:11.0f}  "
-              f"tokens/pair {c.token_steps / max(c.pairs, 1):6.0f}  wall {wall:5.1f} s")
-    paper = results["paper"]
+    results = run(a, folder, frames, minutes)
+    paper = results.pop("paper")
     for name, c in results.items():
-        if name != "paper":
-            print(f"paper / {name}: token-steps x{paper.token_steps / max(c.token_steps, 1):.1f}, "
-                  f"forward passes x{paper.forward_passes / max(c.forward_passes, 1):.1f}")
+        print(f"paper / {name}: token-steps {ratio(paper.token_steps, c.token_steps)}, "
+              f"forward passes {ratio(paper.forward_passes, c.forward_passes)}")
 
 
 if __name__ == "__main__":

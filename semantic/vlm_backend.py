@@ -25,6 +25,7 @@ vocabulary at the answer position.
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import numpy as np
@@ -46,7 +47,8 @@ def resolve_device(device: str) -> torch.device:
     """``"auto"`` -> cuda when available, else cpu; ``"cpu"``, ``"cuda"``, ``"cuda:N"``."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if not re.fullmatch(r"cpu|cuda(:\d+)?", str(device)):
+    device = str(device)
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} asked for, but CUDA is not available")
@@ -73,7 +75,7 @@ def locate(path) -> str:
                          f"Hugging Face repo id in the local cache ({type(e).__name__})") from None
     if cfg is None:
         raise ValueError(f"VLM path {str(path)!r} has no config.json")
-    return cfg.rsplit("/", 1)[0]
+    return os.path.dirname(cfg)
 
 
 def model_class(folder: str):

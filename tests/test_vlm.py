@@ -68,7 +68,8 @@ def test_split_descriptions():
 
 def test_registered_and_pure_helpers():
     assert "vlm" in SCORERS and "vlm" in CAPTIONERS
-    assert sample_indices(10, 1) == [0] and sample_indices(10, 3) == [0, 4, 9] and sample_indices(2, 4) == [0, 1]
+    assert sample_indices(10, 1) == [0] and sample_indices(10, 3) == [0, 4, 9]
+    assert sample_indices(2, 4) == [0, 1]
     assert chatml("hi") == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
 
 
@@ -83,6 +84,13 @@ def test_psss_both_modes(model_dir, arch, mode):
     for p in out:
         assert -1 < p.s_rel < 1 and p.s_rel == p.p_no - p.p_yes
         assert 0 < p.mass <= 1
+
+
+@pytest.mark.parametrize("arch", list(CASES))
+def test_processor_or_fallback_path(model_dir, arch):
+    """The full checkpoints take the processor + chat template path, the partial one the fallback."""
+    b = VLMBackend(model_dir(arch))
+    assert (b.processor is not None) == (CASES[arch] == "processor") and b.arch == arch
 
 
 def test_yes_no_full_vocabulary(model_dir):

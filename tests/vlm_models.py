@@ -9,11 +9,14 @@ with ChatML special tokens and a Jinja chat template.
 ``layout="processor"`` saves the full multimodal processor (image + video
 processor, tokenizer, chat template), so ``AutoProcessor`` and
 ``apply_chat_template`` are exercised. ``layout="tokenizer"`` saves only the
-tokenizer (with its chat template) and the image processor and no processor
-config, which exercises :class:`~lgvsc.semantic.vlm_backend.VLMBackend`'s
-fallback (hand-expanded image tokens). The weights come from
-``torch.random.fork_rng`` seeded with ``seed``: deterministic, and the
-caller's global RNG state is left untouched.
+tokenizer (with a chat template that renders images as a literal ``<image>``)
+and the image processor, no processor config: ``AutoProcessor`` may still
+assemble a processor from them, but its template does not produce the image
+placeholder, so :class:`~lgvsc.semantic.vlm_backend.VLMBackend` takes its
+fallback (tokenizer template, hand-expanded image tokens). The weights come
+from ``torch.random.fork_rng`` seeded with ``seed``: deterministic, and the
+caller's global RNG state is left untouched. Generation never emits special
+tokens other than end-of-turn (``suppress_tokens``), like a trained model.
 
 Default sizes run a forward in milliseconds on a CPU: text hidden 64, 2
 layers; InternVL 56 px tiles with 14 px patches (4 tokens per image); Qwen
@@ -62,7 +65,7 @@ def tokenizer(special: list[str], vocab_size: int = 600, **named):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special,
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(CORPUS * 20, trainer=trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>",
@@ -118,11 +121,13 @@ def build_internvl(folder, layout="processor", seed=0, image_size=56, patch_size
     ip = GotOcr2ImageProcessor(size=size, crop_to_patches=False, max_patches=1)
     vision = dict(hidden_size=vision_hidden, num_hidden_layers=vision_layers, num_attention_heads=2,
                   intermediate_size=2 * vision_hidden, image_size=image_size, patch_size=patch_size)
-    cfg = InternVLConfig(vision_config=vision, text_config=dict(model_type="qwen2", **text_config(tok, hidden, layers)),
-                         image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"), image_seq_length=seq)
+    text = dict(model_type="qwen2", **text_config(tok, hidden, layers))
+    cfg = InternVLConfig(vision_config=vision, text_config=text, image_seq_length=seq,
+                         image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"))
     model = _random_model(InternVLForConditionalGeneration, cfg, seed, tok)
-    proc = InternVLProcessor(image_processor=ip, tokenizer=tok, video_processor=InternVLVideoProcessor(size=size),
-                             image_seq_length=seq, chat_template=chat_template("<IMG_CONTEXT>"))
+    proc = InternVLProcessor(image_processor=ip, tokenizer=tok,
+                             video_processor=InternVLVideoProcessor(size=size), image_seq_length=seq,
+                             chat_template=chat_template("<IMG_CONTEXT>"))
     return _save(folder, model, tok, ip, proc, layout)
 
 
@@ -136,7 +141,8 @@ def build_qwen(folder, arch="qwen2_vl", layout="processor", seed=0, max_pixels=1
 
     special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
                "<|image_pad|>", "<|video_pad|>"]
-    tok = tokenizer(special, extra_special_tokens={"image_token": "<|image_pad|>", "video_token": "<|video_pad|>"})
+    tok = tokenizer(special, extra_special_tokens={"image_token": "<|image_pad|>",
+                                                   "video_token": "<|video_pad|>"})
     ids = {t: tok.convert_tokens_to_ids(t) for t in special}
     head_half = hidden // 4 // 2  # mrope_section must sum to head_dim / 2
     rope = {"rope_type": "default", "rope_theta": 1e6,

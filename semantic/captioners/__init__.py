@@ -56,3 +56,6 @@ class GivenCaption(Captioner):
 
 def make_captioner(type: str, **params) -> Captioner:
     return CAPTIONERS.get(type)(**params)
+
+
+from . import vlm  # noqa: E402,F401  (registers "vlm")

@@ -60,4 +60,4 @@ def make_scorer(type: str, **params) -> Scorer:
     return SCORERS.get(type)(**params)
 
 
-from . import classical  # noqa: E402,F401  (registers "classical")
+from . import classical, vlm  # noqa: E402,F401  (register "classical", "vlm")

@@ -15,6 +15,7 @@ from .executors import make_executor
 from .metrics import resolve_metrics
 from .plots import plot_results
 from .scenario import Scenario, validate
+from .schemes import SCHEMES
 from .seeding import RunContext
 from .store import ResultsStore
 from .summary import summarize, summary_fields, write_summary
@@ -55,6 +56,17 @@ def open_store(sc: Scenario, out: Path, fresh: bool = False) -> ResultsStore:
     return store
 
 
+def unavailable_schemes(sc: Scenario) -> dict[str, str]:
+    """{scheme name: reason} for the schemes that cannot run here."""
+    out = {}
+    for entry in sc.schemes:
+        cls = SCHEMES.get(entry["type"])
+        reason = cls.unavailable_reason(cls.Config.model_validate(entry))
+        if reason:
+            out[entry["name"]] = reason
+    return out
+
+
 def finalize(out: Path) -> list[Path]:
     """(Re)write summary.csv and the plots from the store in ``out``."""
     if not (out / STORE_NAME).exists():
@@ -80,13 +92,17 @@ def run(sc: Scenario, out: str | Path | None = None, executor: str | None = None
     ex_spec = sc.executor
     ex = make_executor(executor or ex_spec.type, workers or ex_spec.workers, ex_spec.address)
     store = open_store(sc, out, fresh)
+    skip = unavailable_schemes(sc)
+    for name, reason in skip.items():
+        print(f"lgvsc: scheme {name!r} unavailable: {reason}; its units are skipped",
+              file=sys.stderr)
     if sc.kind == "video":
         for name, reason in resolve_metrics(sc.metrics, sc.device)[1].items():
             print(f"lgvsc: metric {name} unavailable ({reason}); recorded as unavailable",
                   file=sys.stderr)
     try:
         done = store.finished_ids()
-        pending = [u for u in plan_units(sc) if u.unit_id not in done]
+        pending = [u for u in plan_units(sc) if u.unit_id not in done and u.scheme not in skip]
         blob = sc.model_dump_json()
         with tqdm(total=len(pending), desc=sc.name, unit="unit", file=sys.stderr,
                   disable=not progress or not pending) as bar:

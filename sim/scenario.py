@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -187,6 +189,26 @@ def validate(data: Any, base_dir: str | Path | None = None) -> Scenario:
     return sc
 
 
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_variables(data: Any, loc: tuple = ()) -> Any:
+    """Replace ``${NAME}`` in strings with environment variables (model paths are
+    set per machine, never written into the file); an unset one names its field."""
+    if isinstance(data, dict):
+        return {k: expand_variables(v, loc + (k,)) for k, v in data.items()}
+    if isinstance(data, list):
+        return [expand_variables(v, loc + (i,)) for i, v in enumerate(data)]
+    if isinstance(data, str):
+        def sub(m):
+            if m.group(1) not in os.environ:
+                raise ValueError(f"{_loc(loc)}: ${{{m.group(1)}}} is not set (export it, "
+                                 "e.g. to a local model folder)")
+            return os.environ[m.group(1)]
+        return _VAR.sub(sub, data)
+    return data
+
+
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario file; every failure is a one-line :class:`UserError`."""
     path = Path(path)
@@ -203,6 +225,6 @@ def load_scenario(path: str | Path) -> Scenario:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise UserError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}") from None
     try:
-        return validate(data, path.resolve().parent)
+        return validate(expand_variables(data), path.resolve().parent)
     except ValueError as e:
         raise UserError(f"{path}: {e}") from None

@@ -66,7 +66,8 @@ def test_valid_file_and_list(write_yaml, capsys):
     assert "4 units" in capsys.readouterr().out
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    assert "scheme: codec-ldpc, ldpc5g, softcast, uncoded" in out and "executor: local, ray" in out
+    assert "scheme: codec-ldpc, keyframe-jscc, ldpc5g, lgvsc, softcast, text-only, uncoded" in out
+    assert "executor: local, ray" in out and "scorer: classical, vlm" in out
     assert "metric: clip, dists, lpips, ms_ssim, psnr, ssim, ssim_rgb" in out
 
 

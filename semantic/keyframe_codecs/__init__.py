@@ -58,7 +58,7 @@ class KeyframeCodec:
 
     def __init__(self, analog: AnalogPipe | None = None, digital: DigitalPipe | None = None):
         self.analog = analog or AnalogPipe("zf")
-        self.digital = digital or DigitalPipe("qpsk", "ldpc5g", 0.2)
+        self.digital = digital or DigitalPipe("qpsk", "ldpc5g", 1 / 3)
 
     def encode(self, images: np.ndarray, budget_uses: int, snr_db: float | None) -> Encoded:
         raise NotImplementedError

@@ -26,5 +26,11 @@ class Scheme:
     def __init__(self, cfg: SchemeConfig, ctx):
         self.cfg, self.ctx = cfg, ctx
 
+    @classmethod
+    def unavailable_reason(cls, cfg: SchemeConfig) -> str | None:
+        """None when the scheme can run with ``cfg`` here, else why not; the runner
+        says so once and skips its units (no made-up results)."""
+        return None
 
-from . import codec_ldpc, keyframe_jscc, link, softcast  # noqa: E402,F401  (register the schemes)
+
+from . import codec_ldpc, keyframe_jscc, lgvsc, link, softcast  # noqa: E402,F401  (register the schemes)

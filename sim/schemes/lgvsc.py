@@ -1,0 +1,222 @@
+"""``lgvsc`` and ``text-only``: the paper's generative schemes.
+
+``lgvsc`` = selector + captioner + side info + keyframe codec + digital pipe
++ world model + adapter. Presets (Sec. III-B): ``skim-sfa`` (fixed-interval
+keyframes, static adapter) and ``skem-dsa`` (PSSS keyframes, dynamic
+adapter). A preset picks the embedded components (classical scorer,
+``softcast-image`` keyframes, ``interp`` world model) unless one is given,
+e.g. ``scorer: {type: vlm, path: ...}`` or ``world_model: {type: diffusers, path: ...}``.
+
+Budget: ``target_cbr x 3HWF`` channel uses in all. ``keyframes`` (K, the
+paper's 3-4 per video) sets SKIM's segment count and SKEM's calibrated
+threshold; captions and side info go over the digital pipe first, and the
+rest is split evenly over the K keyframes as the keyframe codec's budget.
+CBR per trial = (keyframe uses + caption and side-info uses) / (3HWF).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from ...link.channels import snr_db_to_no
+from ...link.digital import DigitalPipe
+from ...semantic.adapters import make_adapter
+from ...semantic.calibration import calibrate_threshold
+from ...semantic.captioners import GivenCaption, make_captioner
+from ...semantic.keyframe_codecs import make_keyframe_codec
+from ...semantic.psss import DEFAULT_FOCUS
+from ...semantic.receiver import reconstruct
+from ...semantic.scorers import make_scorer
+from ...semantic.selectors import SKEM, SKIM
+from ...semantic.side_info import make_side_info
+from ...semantic.text_bits import decode_texts, encode_texts
+from ...semantic.world_models import make_world_model
+from . import SCHEMES, SchemeConfig
+from .fields import Modulation, Rate
+from .transmission import Transmission, VideoScheme
+
+PRESETS = {"skim-sfa": dict(selector="skim", adapter="sfa"),
+           "skem-dsa": dict(selector="skem", adapter="dsa")}
+
+
+class LGVSCConfig(SchemeConfig):
+    preset: Literal["skim-sfa", "skem-dsa"] | None = None
+    target_cbr: float = Field(gt=0)
+    keyframes: int = Field(4, ge=2, description="K keyframes per video (first and last included)")
+    selector: Literal["skim", "skem"] | None = None
+    adapter: Literal["dsa", "sfa"] | None = None
+    sfa_length: int = Field(17, ge=2, description="sfa: the fixed generated length")
+    threshold: float | Literal["auto"] = Field("auto", description="skem: eta_th, or calibrated to K")
+    focus: str = DEFAULT_FOCUS
+    scorer: dict[str, Any] = Field(default_factory=lambda: {"type": "classical"})
+    captioner: dict[str, Any] = Field(default_factory=lambda: {"type": "given"})
+    side_info: dict[str, Any] = Field(default_factory=lambda: {"type": "scalar"})
+    keyframe_codec: dict[str, Any] = Field(default_factory=lambda: {"type": "softcast-image"})
+    world_model: dict[str, Any] = Field(default_factory=lambda: {"type": "interp"})
+    rate: Rate = Field(1 / 3, description="LDPC rate of captions and side info")
+    modulation: Modulation = "qpsk"
+
+    @model_validator(mode="after")
+    def _resolve_preset(self):
+        p = PRESETS.get(self.preset or "", {})
+        self.selector = self.selector or p.get("selector", "skem")
+        self.adapter = self.adapter or p.get("adapter", "dsa")
+        return self
+
+
+def _component(spec: dict, make, what: str):
+    params = {k: v for k, v in spec.items() if k != "type"}
+    try:
+        return make(spec["type"], **params)
+    except (TypeError, ValueError, KeyError) as e:
+        raise ValueError(f"{what} {spec.get('type')!r}: {e}") from None
+
+
+@SCHEMES.register("lgvsc")
+class LGVSC(VideoScheme):
+    Config = LGVSCConfig
+
+    def __init__(self, cfg, ctx):
+        super().__init__(cfg, ctx)
+        self.digital = DigitalPipe(cfg.modulation, "ldpc5g", cfg.rate, precision=ctx.precision,
+                                   device=ctx.device)
+        self.side = _component(cfg.side_info, make_side_info, "side_info")
+        self.codec = _component(cfg.keyframe_codec, make_keyframe_codec, "keyframe_codec")
+        self.model = _component(cfg.world_model, make_world_model, "world_model")
+        self.adapter = make_adapter("sfa", length=cfg.sfa_length) if cfg.adapter == "sfa" \
+            else make_adapter("dsa")
+        self._plans: dict = {}
+
+    # -- transmitter ---------------------------------------------------------
+    def _captioner(self, video):
+        spec = self.cfg.captioner
+        if spec["type"] == "given":
+            return GivenCaption(video.captions, video.boundaries) if video.captions \
+                else make_captioner("none")
+        return _component(spec, make_captioner, "captioner")
+
+    def _select(self, frames):
+        k = min(self.cfg.keyframes, len(frames))
+        if self.cfg.selector == "skim":
+            return SKIM(max(k - 1, 1)).select(frames), None
+        scorer = _component(self.cfg.scorer, make_scorer, "scorer")
+        if self.cfg.threshold == "auto":
+            return calibrate_threshold(frames, scorer, k, focus=self.cfg.focus)[::-1]
+        sel = SKEM(scorer, threshold=self.cfg.threshold, focus=self.cfg.focus).select(frames)
+        return sel, self.cfg.threshold
+
+    def plan(self, video):
+        """Keyframes, segments, captions and side info of a clip (deterministic, cached)."""
+        key = (video.name, id(video.frames))
+        if key not in self._plans:
+            sel, eta = self._select(video.frames)
+            segs = sel.segments()
+            cap = self._captioner(video)
+            last = len(video.frames) - 1
+            captions = [cap.caption(video.frames[a:b + (b == last)], a, b + (b == last))
+                        for a, b in segs]
+            side = [self.side.encode(video.frames[a:b + 1]) for a, b in segs]
+            self._plans[key] = dict(keyframes=sel.keyframes, segments=segs, captions=captions,
+                                    side=side, threshold=eta, cost=sel.cost)
+        return self._plans[key]
+
+    # -- one trial -----------------------------------------------------------
+    def transmit(self, video, channel, snr_db, generator):
+        p = self.plan(video)
+        f, h, w = video.shape
+        no = snr_db_to_no(snr_db)
+        cap_bits = encode_texts(p["captions"])
+        side_bits = _cat([self.side.to_bits(d) for d in p["side"]])
+        cap_rx = self.digital(cap_bits, channel, no, generator)
+        side_rx = self.digital(side_bits, channel, no, generator)
+        digital_uses = cap_rx.channel_uses + side_rx.channel_uses
+        kf_budget = max(0, int(self.cfg.target_cbr * 3 * h * w * f) - digital_uses) // len(p["keyframes"])
+        coded = self.codec.transmit(video.frames[p["keyframes"]], kf_budget, channel, snr_db, generator)
+        decoded = dict(zip(p["keyframes"], coded.images))
+        captions = decode_texts(cap_rx.bits, len(p["segments"]))
+        descs = self._side_from_bits(side_rx.bits, len(p["segments"]))
+        flows = [self.side.dense(d, h, w) if hasattr(self.side, "dense") else None for d in descs]
+        texts = [_motion_text(self.side, d) for d in descs]
+        frames = reconstruct(decoded, p["segments"], captions, texts, flows, self.model,
+                             self.adapter, generator)
+        tx = Transmission(frames, coded.analog_uses, extra=dict(
+            keyframes=p["keyframes"], threshold=p["threshold"], keyframe_budget=kf_budget,
+            keyframe_uses=coded.channel_uses, caption_uses=cap_rx.channel_uses,
+            side_uses=side_rx.channel_uses, captions_sent=p["captions"],
+            captions_received=captions))
+        for res, nbits in ((cap_rx, cap_bits.numel()), (side_rx, side_bits.numel())):
+            tx.add_digital(res, int(nbits))
+        if coded.digital is not None:
+            tx.add_digital(coded.digital, coded.side_bits)
+        return tx
+
+    def _side_from_bits(self, bits, n):
+        k = self.side.num_bits
+        bits = bits.reshape(-1)
+        return [self.side.from_bits(bits[i * k:(i + 1) * k]) for i in range(n)]
+
+
+def _cat(parts):
+    import torch
+
+    return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.uint8)
+
+
+def _motion_text(side, desc) -> str:
+    if hasattr(side, "text"):
+        return side.text(desc)
+    mean = getattr(desc, "mean", None)
+    return "" if mean is None else f"motion score: {float(np.linalg.norm(mean)):.1f}"
+
+
+class TextOnlyConfig(SchemeConfig):
+    world_model: dict[str, Any] = Field(default_factory=lambda: {"type": "interp"},
+                                        description="a text-to-video world model (real tier)")
+    captioner: dict[str, Any] = Field(default_factory=lambda: {"type": "given"})
+    frames_per_call: int = Field(33, ge=2)
+    rate: Rate = 1 / 3
+    modulation: Modulation = "qpsk"
+
+
+@SCHEMES.register("text-only")
+class TextOnly(VideoScheme):
+    """The caption alone, rebuilt by a text-to-video model (real tier only)."""
+
+    Config = TextOnlyConfig
+
+    def __init__(self, cfg, ctx):
+        super().__init__(cfg, ctx)
+        reason = self.unavailable_reason(cfg)
+        if reason:
+            raise ValueError(f"text-only is unavailable: {reason}")
+        self.model = _component(cfg.world_model, make_world_model, "world_model")
+        self.digital = DigitalPipe(cfg.modulation, "ldpc5g", cfg.rate, precision=ctx.precision,
+                                   device=ctx.device)
+
+    @classmethod
+    def unavailable_reason(cls, cfg) -> str | None:
+        if not hasattr(_model_class(cfg.world_model), "generate_from_text"):
+            return (f"world model {cfg.world_model['type']!r} cannot make video from text alone; "
+                    "set world_model: {type: diffusers, path: <text-to-video pipeline>} "
+                    "(the embedded tier has no text-to-video model)")
+        return None
+
+    def transmit(self, video, channel, snr_db, generator):
+        f, h, w = video.shape
+        caption = (video.captions[0] if video.captions else "")
+        bits = encode_texts([caption])
+        rx = self.digital(bits, channel, snr_db_to_no(snr_db), generator)
+        text = decode_texts(rx.bits, 1)[0]
+        frames = self.model.generate_from_text(text, f, (h, w), generator)
+        tx = Transmission(frames, 0, extra=dict(caption_received=text))
+        tx.add_digital(rx, int(bits.numel()))
+        return tx
+
+
+def _model_class(spec):
+    from ...semantic.world_models import WORLD_MODELS
+
+    return WORLD_MODELS.get(spec["type"])

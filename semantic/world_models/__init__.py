@@ -69,4 +69,4 @@ def make_world_model(type: str, **params) -> WorldModel:
     return WORLD_MODELS.get(type)(**params)
 
 
-from . import interp  # noqa: E402,F401  (registers "interp")
+from . import diffusers_wm, interp, opensora  # noqa: E402,F401  (register the world models)

@@ -250,3 +250,25 @@ def test_real_pipeline():
     n = wm.valid_length(9)
     out = wm.generate(req, n, None, torch.Generator().manual_seed(0))
     assert out.shape == (n, h, w, 3) and out.dtype == np.uint8 and out.std() > 1.0
+
+
+def test_text_only_scheme_with_a_tiny_ltx_pipeline(tmp_path):
+    """Text-Only on the real tier: the caption alone, through LTX text-to-video."""
+    import torch
+
+    from lgvsc.link.channels import AWGN
+    from lgvsc.sim.schemes.lgvsc import TextOnly, TextOnlyConfig
+    from lgvsc.sim.seeding import RunContext
+    from lgvsc.sim.video import VideoSpec, load_video
+
+    path = build("ltx", tmp_path / "ltx")
+    cfg = TextOnlyConfig(name="t", type="text-only",
+                         world_model={"type": "diffusers", "path": str(path), "steps": 2})
+    assert TextOnly.unavailable_reason(cfg) is None
+    clip = load_video(VideoSpec(source="synthetic:static", frames=5, size=(32, 32)))
+    tx = TextOnly(cfg, RunContext()).transmit(clip, AWGN(), 10, torch.Generator().manual_seed(0))
+    assert tx.frames.shape == clip.frames.shape and tx.frames.dtype == np.uint8
+    assert tx.extra["caption_received"] == clip.captions[0] and tx.channel_uses > 0
+    wan = TextOnlyConfig(name="t", type="text-only",
+                         world_model={"type": "diffusers", "path": str(path), "pipeline": "wan-flf2v"})
+    assert "needs keyframes" in TextOnly.unavailable_reason(wan)

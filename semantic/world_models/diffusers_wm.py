@@ -332,6 +332,31 @@ class DiffusersWorldModel(WorldModel):
             raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
         return self._run(request, length, last_index, generator)
 
+    @staticmethod
+    def text_to_video_reason(path, pipeline: str = "auto") -> str | None:
+        """None if this pipeline can make video from text alone (LTX), else why not."""
+        try:
+            kind = pipeline if pipeline != "auto" else detect_pipeline(check_path(path))
+        except ValueError as e:
+            return str(e)
+        return None if kind == "ltx" else f"the {kind} pipeline needs keyframes (use an LTX pipeline)"
+
+    def generate_from_text(self, text: str, frames: int, size: tuple[int, int],
+                           generator: torch.Generator) -> np.ndarray:
+        """Text-to-video (LTX without conditions): uint8 [frames, H, W, 3] at ``size``;
+        the model's valid length is generated and resampled in time to ``frames``."""
+        reason = self.text_to_video_reason(self.path, self.kind)
+        if reason:
+            raise ValueError(reason)
+        h, w = self.target_size(size)
+        n = self.valid_length(max(frames, 2))
+        out = self.pipe(**self.prompt_kwargs(text), height=h, width=w, num_frames=n,
+                        num_inference_steps=self.steps, guidance_scale=self.guidance,
+                        generator=generator, output_type="np")
+        video = frames_to_uint8(np.asarray(out.frames[0]), size)
+        idx = np.rint(np.linspace(0, len(video) - 1, frames)).astype(int)
+        return video[idx]
+
     def _run(self, request: SegmentRequest, length: int, last_index: int,
              generator: torch.Generator) -> np.ndarray:
         """One pipeline call -> uint8 [length, H, W, 3] at the keyframes' size."""

@@ -198,11 +198,14 @@ class TextOnly(VideoScheme):
 
     @classmethod
     def unavailable_reason(cls, cfg) -> str | None:
-        if not hasattr(_model_class(cfg.world_model), "generate_from_text"):
-            return (f"world model {cfg.world_model['type']!r} cannot make video from text alone; "
-                    "set world_model: {type: diffusers, path: <text-to-video pipeline>} "
-                    "(the embedded tier has no text-to-video model)")
-        return None
+        spec = cfg.world_model
+        model = _model_class(spec)
+        check = getattr(model, "text_to_video_reason", None)
+        if check is None:
+            return (f"world model {spec['type']!r} cannot make video from text alone; set "
+                    "world_model: {type: diffusers, path: <an LTX pipeline>} (the embedded tier "
+                    "has no text-to-video model)")
+        return check(spec.get("path"), spec.get("pipeline", "auto"))
 
     def transmit(self, video, channel, snr_db, generator):
         f, h, w = video.shape

@@ -8,6 +8,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 KEY    := $(shell cat setup.cfg pyproject.toml | sha256sum | cut -c1-12)
 TORCH  := torch==2.14.1 torchvision==0.29.1
+# CompressAI (NTSCC's entropy models) pins numpy<2 while Sionna needs numpy>=2.2.6;
+# it works with numpy 2, so it is installed without its dependencies.
+NTSCC  := compressai==1.2.8 torch-geometric einops
 DEMO_SCENARIO ?= scenarios/quickstart.yaml
 
 .PHONY: demo test bench clean-venv
@@ -28,7 +31,11 @@ $(VENV)/.installed-%-$(KEY): $(VENV)/.torch
 demo: $(VENV)/.installed-video-$(KEY)
 	$(BIN)/lgvsc run $(DEMO_SCENARIO)
 
-test: $(VENV)/.installed-dev,video,hf,ray-$(KEY)
+$(VENV)/.ntscc: $(VENV)/.torch
+	$(BIN)/pip install --no-deps $(NTSCC)
+	touch $@
+
+test: $(VENV)/.installed-dev,video,hf,ray-$(KEY) $(VENV)/.ntscc
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed-video-$(KEY)

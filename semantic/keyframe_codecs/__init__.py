@@ -87,3 +87,6 @@ def make_keyframe_codec(type: str, **params) -> KeyframeCodec:
 
 
 from . import softcast_image  # noqa: E402,F401  (registers "softcast-image")
+
+
+from . import ntscc  # noqa: E402,F401  (registers "ntscc")

@@ -1,0 +1,243 @@
+"""NTSCC keyframe codec (Dai et al., "Nonlinear transform source-channel coding
+for semantic communications", IEEE JSAC 2022), registered as ``"ntscc"``.
+
+The image is padded (replicate) to a multiple of 16, mapped to a latent y by a
+Swin analysis transform, and y's hyperprior gives each token (one y position,
+C values) an entropy estimate ``bits_k``. Token k gets ``rate_choices[i]`` real
+channel values, the first choice >= ``eta * bits_k``; the JSCC encoder f_e maps
+every token to its values, which travel through the analog pipe (two reals per
+complex use, power normalised per image). The length indexes (and z, if the
+arch sends it) are side information for the digital pipe.
+
+Channel uses per image (what ``budget_uses`` bounds, side info included)::
+
+    analog.symbols_for(n_values)            # ceil(n/2) + the 32-bit power scale
+    + ceil(digital.channel_uses(S) / B)     # S = side bits of the whole batch
+
+``encode`` fixes the side bits first (they do not depend on eta), then picks
+each image's eta by bisection so the analog part fits what is left. The batch
+total ``sum(analog) + digital.channel_uses(S)`` is then <= ``B * budget_uses``.
+
+Checkpoints: :meth:`NTSCC.from_checkpoint` reads our training checkpoints and
+the public NTSCC_JSAC22 state dicts (key mapping in
+:mod:`.ntscc_checkpoint`). The public models take no SNR input and send no z
+("NTSCC w/o z"): side info is the 4-bit length index per token only.
+Needs CompressAI (``pip install --no-deps compressai``), imported lazily.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ...link.analog import AnalogPipe
+from ...link.digital import DigitalPipe
+from . import KEYFRAME_CODECS, Encoded, KeyframeCodec
+from .ntscc_arch import NTSCCArch, make_arch
+from .ntscc_budget import choose_eta
+from .ntscc_checkpoint import load_model
+from .ntscc_jscc import length_mask, rate_indexes
+from .ntscc_model import NTSCCModel
+from .ntscc_sideinfo import pack_image, unpack_image
+
+
+@KEYFRAME_CODECS.register("ntscc")
+class NTSCC(KeyframeCodec):
+    """NTSCC keyframe codec.
+
+    :param checkpoint: path of a checkpoint (ours or public); None builds a
+        randomly initialised model (tests, training from scratch).
+    :param arch: preset name / dict / NTSCCArch (base for public checkpoints
+        and for ``checkpoint=None``); ``**arch_overrides`` replace settings.
+    :param analog, digital: the pipes (defaults as in :class:`KeyframeCodec`).
+    :param device: torch device for the network.
+    :param default_snr_db: SNR fed to an SNR-adaptive model when ``snr_db`` is None.
+    :param seed: initial weights when ``checkpoint`` is None.
+    :param max_eta: cap on eta (real values per bit); with a generous budget the
+        codec then behaves like NTSCC at a fixed eta (the paper's 0.2).
+    """
+
+    def __init__(self, checkpoint: str | None = None, arch: str | dict | NTSCCArch = "paper",
+                 analog: AnalogPipe | None = None, digital: DigitalPipe | None = None,
+                 device: str = "cpu", default_snr_db: float = 10.0, seed: int = 0,
+                 max_eta: float | None = None, **arch_overrides):
+        super().__init__(analog, digital)
+        if not math.isfinite(float(default_snr_db)):
+            raise ValueError(f"default_snr_db must be finite, got {default_snr_db}")
+        if max_eta is not None and not max_eta > 0:
+            raise ValueError(f"max_eta must be > 0 or None, got {max_eta}")
+        self.max_eta = max_eta
+        try:
+            self.device = torch.device(device)
+        except (RuntimeError, TypeError) as e:
+            raise ValueError(f"device must be a torch device string, got {device!r}") from e
+        self.default_snr_db = float(default_snr_db)
+        if checkpoint is None:
+            model = NTSCCModel(make_arch(arch, **arch_overrides),
+                               torch.Generator().manual_seed(int(seed)))
+        else:
+            model, _ = load_model(checkpoint, arch, **arch_overrides)
+        self.model = model.to(self.device).eval()
+        if self.arch.use_side_info:
+            self.model.entropy_bottleneck.update(force=True)
+
+    @classmethod
+    def from_checkpoint(cls, path: str, *, analog: AnalogPipe | None = None,
+                        digital: DigitalPipe | None = None, device: str = "cpu",
+                        default_snr_db: float = 10.0, max_eta: float | None = None,
+                        **arch) -> "NTSCC":
+        """Codec from a checkpoint file; ``arch``: a base ``arch=`` and/or overrides.
+
+        :raises ValueError: unreadable file, or keys / shapes / rate choices that do
+            not match the arch (the message names the file and the first keys).
+        """
+        return cls(checkpoint=path, analog=analog, digital=digital, device=device,
+                   default_snr_db=default_snr_db, max_eta=max_eta, **arch)
+
+    @property
+    def arch(self) -> NTSCCArch:
+        return self.model.arch
+
+    def _snr(self, snr_db: float | None) -> float | None:
+        if not self.arch.snr_adaptive:
+            return None
+        return self.default_snr_db if snr_db is None else float(snr_db)
+
+    # -- transmitter -------------------------------------------------------------
+    def encode(self, images: np.ndarray, budget_uses: int, snr_db: float | None) -> Encoded:
+        """:input images: uint8 [B, H, W, 3]. :input budget_uses: complex channel
+        uses per image, side info included. :output: Encoded with one float32
+        [n_i] tensor of analog values per image and the batch's side bits."""
+        _check_images(images)
+        if isinstance(budget_uses, bool) or int(budget_uses) != budget_uses or budget_uses < 1:
+            raise ValueError(f"budget_uses must be a positive int, got {budget_uses!r}")
+        b, h, w, _ = images.shape
+        with torch.inference_mode():
+            lat = self._analyse(self._to_tensor(images))
+            idx, etas, fits = self._allocate(lat, int(budget_uses))
+            s, mask = self.model.f_e(lat["y"], lat["py"], idx, self._snr(snr_db))
+        symbols = [s[i][mask[i]].float().cpu() for i in range(b)]
+        side = torch.cat(lat["side"]) if lat["side"] else torch.zeros(0, dtype=torch.uint8)
+        state = {"image_hw": (h, w), "batch": b, "latent_hw": tuple(lat["y"].shape[2:]),
+                 "tx": {"eta": etas, "analog_values": [int(v.numel()) for v in symbols],
+                        "analog_budget_uses": fits}}
+        return Encoded(symbols, side, state)
+
+    def _to_tensor(self, images: np.ndarray) -> torch.Tensor:
+        """uint8 [B, H, W, 3] -> float [B, 3, H', W'] in [0, 1], replicate-padded to the factor."""
+        x = torch.from_numpy(np.array(images, copy=True)).to(self.device)
+        x = x.permute(0, 3, 1, 2).float() / 255.0
+        f = self.arch.factor
+        return F.pad(x, (0, (-x.shape[3]) % f, 0, (-x.shape[2]) % f), mode="replicate")
+
+    def _analyse(self, x: torch.Tensor) -> dict:
+        """y, its hyperprior, bits per token and the side bits of every image."""
+        m = self.model
+        y = m.g_a(x)
+        z = m.hyper_analyse(y)
+        z_hat = torch.round(z - m.medians()) + m.medians()
+        scales, means = m.hyper_params(z_hat, y.shape[2:])
+        py, tbits = m.token_bits(y, scales, means)
+        strings = m.entropy_bottleneck.compress(z) if self.arch.use_side_info else None
+        return {"y": y, "py": py, "bits": tbits.cpu(), "strings": strings, "side": []}
+
+    def _allocate(self, lat: dict, budget: int) -> tuple[torch.Tensor, list, int]:
+        """Length indexes [B, L] meeting the budget; fills ``lat["side"]`` (bits per image).
+        Returns (indexes, eta per image, analog uses allowed per image)."""
+        rates = self.model.f_e.rate_choices.cpu()
+        share = self._side_share(lat, rates.numel())
+        allowed = budget - share
+
+        def fits(n: int) -> bool:
+            return self.analog.symbols_for(n) <= allowed
+
+        etas, idx = [], []
+        for i, tbits in enumerate(lat["bits"]):
+            try:
+                eta = choose_eta(tbits, rates, fits)
+            except ValueError:
+                raise ValueError(self._budget_message(budget, tbits, rates, share)) from None
+            etas.append(eta if self.max_eta is None else min(eta, self.max_eta))
+            idx.append(rate_indexes(tbits[None], etas[-1], rates)[0])
+            lat["side"][i] = pack_image(idx[i], rates.numel(), self._z_string(lat, i))
+        return torch.stack(idx).to(self.device), etas, allowed
+
+    def _side_share(self, lat: dict, num_rates: int) -> int:
+        """Digital channel uses of the batch's side bits, per image (rounded up).
+        The side bits' size does not depend on eta, so size them with any indexes."""
+        tokens = lat["bits"].shape[1]
+        lat["side"] = [pack_image(torch.zeros(tokens), num_rates, self._z_string(lat, i))
+                       for i in range(lat["bits"].shape[0])]
+        total = sum(bits.numel() for bits in lat["side"])
+        return math.ceil(self.digital.channel_uses(total) / len(lat["side"]))
+
+    @staticmethod
+    def _z_string(lat: dict, i: int) -> bytes | None:
+        return None if lat["strings"] is None else lat["strings"][i]
+
+    def _budget_message(self, budget: int, tbits: torch.Tensor, rates: torch.Tensor,
+                        share: int) -> str:
+        need = self.analog.symbols_for(int(rates[0]) * tbits.numel()) + share
+        return (f"budget_uses={budget} is too small for NTSCC at this image size: the shortest "
+                f"token lengths need {need} channel uses per image ({share} for side info)")
+
+    # -- receiver ---------------------------------------------------------------
+    def decode(self, received: list, side_bits: torch.Tensor, state: dict,
+               snr_db: float | None) -> np.ndarray:
+        """:input received: one AnalogResult per image (``x_hat`` = received values).
+        :input side_bits: the digital pipe's output bits. :output: uint8 [B, H, W, 3]."""
+        b, (h, w), hw = state["batch"], state["image_hw"], tuple(state["latent_hw"])
+        if len(received) != b:
+            raise ValueError(f"received must hold {b} results, got {len(received)}")
+        idx, strings = self._parse_side(side_bits, b, hw)
+        with torch.inference_mode():
+            s = self._scatter(received, idx)
+            y_hat = self.model.f_d(s, idx, hw, self._snr(snr_db))
+            y_hat = self._refine(y_hat, strings, hw)
+            x = self.model.g_s(y_hat).clamp(0, 1)[:, :, :h, :w]
+        return (x * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+    def _parse_side(self, bits: torch.Tensor, b: int, hw: tuple):
+        rates, tokens, pos = len(self.arch.rate_choices), hw[0] * hw[1], 0
+        idx, strings = [], []
+        for _ in range(b):
+            i, z, pos = unpack_image(bits, pos, tokens, rates, self.arch.use_side_info)
+            idx.append(i)
+            strings.append(z)
+        return torch.stack(idx).to(self.device), strings
+
+    def _scatter(self, received: list, idx: torch.Tensor) -> torch.Tensor:
+        """Received values -> [B, L, max_rate], each token's values in its first slots.
+        A count that disagrees with the (possibly corrupted) indexes is cut or zero-filled."""
+        mask = length_mask(idx, self.model.f_e.rate_choices)
+        s = torch.zeros(mask.shape, device=self.device)
+        for i, r in enumerate(received):
+            need = int(mask[i].sum())
+            v = r.x_hat.reshape(-1).to(self.device, torch.float32)[:need]
+            s[i][mask[i]] = F.pad(v, (0, need - v.numel()))
+        return s
+
+    def _refine(self, y_hat: torch.Tensor, strings: list, hw: tuple) -> torch.Tensor:
+        if not self.arch.use_side_info:
+            return y_hat
+        zhw = (math.ceil(hw[0] / 4), math.ceil(hw[1] / 4))
+        z_hat = torch.cat([self._decompress_z(s, zhw) for s in strings])
+        scales, means = self.model.hyper_params(z_hat, hw)
+        return self.model.refine(y_hat, scales, means)
+
+    def _decompress_z(self, string: bytes, zhw: tuple) -> torch.Tensor:
+        eb = self.model.entropy_bottleneck
+        try:
+            return eb.decompress([string], zhw).to(self.device)
+        except Exception:  # corrupted side info: fall back to the medians
+            return self.model.medians().expand(1, -1, *zhw).clone()
+
+
+def _check_images(images: np.ndarray) -> None:
+    if not isinstance(images, np.ndarray) or images.ndim != 4 or images.shape[-1] != 3 \
+            or images.dtype != np.uint8:
+        raise ValueError(f"images must be uint8 [B, H, W, 3], got "
+                         f"{getattr(images, 'dtype', type(images))} {getattr(images, 'shape', '')}")

@@ -147,3 +147,13 @@ def test_shipped_lgvsc_scenarios_validate(monkeypatch):
     for name in ("quickstart.yaml", "fig3_awgn.yaml"):
         sc = load_scenario(f"scenarios/{name}")
         assert {"lgvsc"} <= {s["type"] for s in sc.schemes}
+
+
+def test_keyframe_count_from_target_cbr(clip):
+    f, h, w = clip.shape
+    s = _lgvsc("skem-dsa", cbr=0.005, keyframe_cbr=1 / 48)
+    k = s.target_keyframes(clip.frames)
+    total, per = int(0.005 * 3 * h * w * f), int(3 * h * w / 48)
+    cost = lambda n: n * per + s.digital.channel_uses((n - 1) * s.side.num_bits)  # noqa: E731
+    assert cost(k) <= total < cost(k + 1)
+    assert abs(len(s.plan(clip)["keyframes"]) - k) <= 1  # the closest count SKEM can reach

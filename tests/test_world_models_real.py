@@ -272,3 +272,15 @@ def test_text_only_scheme_with_a_tiny_ltx_pipeline(tmp_path):
     wan = TextOnlyConfig(name="t", type="text-only",
                          world_model={"type": "diffusers", "path": str(path), "pipeline": "wan-flf2v"})
     assert "needs keyframes" in TextOnly.unavailable_reason(wan)
+
+
+@pytest.mark.parametrize("kind", ["ltx", "wan-flf2v"])
+def test_tiny_pipelines_through_dsa_and_sfa_give_exact_segment_lengths(pipe_dir, kind):
+    from lgvsc.semantic.adapters import DSA, SFA
+
+    wm = DiffusersWorldModel(pipe_dir(kind), steps=2)
+    g = torch.Generator().manual_seed(0)
+    for n in (6, 7):  # rounded up to 9 (LTX 8k+1, Wan 4k+1), then trimmed / resampled
+        for adapter in (DSA(), SFA(9)):
+            out = adapter.frames(wm, request(), n, g)
+            assert out.shape == (n, *KEYFRAME_SHAPE) and out.dtype == np.uint8

@@ -9,8 +9,11 @@ e.g. ``scorer: {type: vlm, path: ...}`` or ``world_model: {type: diffusers, path
 
 Budget: ``target_cbr x 3HWF`` channel uses in all. ``keyframes`` (K, the
 paper's 3-4 per video) sets SKIM's segment count and SKEM's calibrated
-threshold; captions and side info go over the digital pipe first, and the
-rest is split evenly over the K keyframes as the keyframe codec's budget.
+threshold -- or, with ``keyframe_cbr``, K is the most keyframes of that
+per-image CBR that fit ``target_cbr`` with their side info
+(:func:`~lgvsc.semantic.transmitter.keyframes_for_budget`). Captions and side
+info go over the digital pipe first, and the rest is split evenly over the K
+keyframes as the keyframe codec's budget.
 CBR per trial = (keyframe uses + caption and side-info uses) / (3HWF).
 """
 
@@ -33,6 +36,7 @@ from ...semantic.scorers import make_scorer
 from ...semantic.selectors import SKEM, SKIM
 from ...semantic.side_info import make_side_info
 from ...semantic.text_bits import decode_texts, encode_texts
+from ...semantic.transmitter import keyframes_for_budget
 from ...semantic.world_models import make_world_model
 from . import SCHEMES, SchemeConfig
 from .fields import Modulation, Rate
@@ -46,6 +50,8 @@ class LGVSCConfig(SchemeConfig):
     preset: Literal["skim-sfa", "skem-dsa"] | None = None
     target_cbr: float = Field(gt=0)
     keyframes: int = Field(4, ge=2, description="K keyframes per video (first and last included)")
+    keyframe_cbr: float | None = Field(None, gt=0, description="if given, K is the most keyframes "
+                                       "of this CBR each (3HW x it uses) that fit target_cbr")
     selector: Literal["skim", "skem"] | None = None
     adapter: Literal["dsa", "sfa"] | None = None
     sfa_length: int = Field(17, ge=2, description="sfa: the fixed generated length")
@@ -98,8 +104,17 @@ class LGVSC(VideoScheme):
                 else make_captioner("none")
         return _component(spec, make_captioner, "captioner")
 
+    def target_keyframes(self, frames) -> int:
+        """K: ``keyframes``, or derived from ``target_cbr`` and ``keyframe_cbr``."""
+        f, h, w = frames.shape[:3]
+        if self.cfg.keyframe_cbr is None:
+            return min(self.cfg.keyframes, f)
+        per_kf = int(self.cfg.keyframe_cbr * 3 * h * w)
+        return keyframes_for_budget(int(self.cfg.target_cbr * 3 * h * w * f), per_kf,
+                                    self.side.num_bits, self.digital, f)
+
     def _select(self, frames):
-        k = min(self.cfg.keyframes, len(frames))
+        k = self.target_keyframes(frames)
         if self.cfg.selector == "skim":
             return SKIM(max(k - 1, 1)).select(frames), None
         scorer = _component(self.cfg.scorer, make_scorer, "scorer")

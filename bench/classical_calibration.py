@@ -18,27 +18,11 @@ import time
 import numpy as np
 
 from lgvsc.semantic.scorers import classical as C
-from lgvsc.semantic.selectors import SKEM
+from lgvsc.semantic.selectors import SKEM, boundary_f1 as f1
 from lgvsc.sim.synthetic import PRESETS, render_synthetic
 from lgvsc.sim.video import VideoSpec, load_video
 
 BIKES_CUTS = (30, 76, 137, 187, 242)
-
-
-def f1(pred, truth, tol=1) -> float:
-    """Boundary F1 with one-to-one matching within +-tol frames."""
-    pred, used, tp = list(pred), set(), 0
-    for t in truth:
-        m = [p for p in pred if abs(p - t) <= tol and p not in used]
-        if m:
-            used.add(m[0])
-            tp += 1
-    if not pred and not truth:
-        return 1.0
-    if tp == 0:
-        return 0.0
-    prec, rec = tp / len(pred), tp / len(truth)
-    return 2 * prec * rec / (prec + rec)
 
 
 def main():

@@ -144,3 +144,20 @@ class SKEM:
         if self.prefilter is not None:
             cost["prefilter"] = self.prefilter.cost.as_dict()
         return Selection(keys, scores, cost)
+
+
+def boundary_f1(predicted, truth, tol: int = 1) -> float:
+    """F1 of predicted segment starts against true ones, matched one-to-one within
+    +-``tol`` frames (1.0 when both are empty)."""
+    used, tp = set(), 0
+    for t in truth:
+        hit = next((p for p in predicted if abs(p - t) <= tol and p not in used), None)
+        if hit is not None:
+            used.add(hit)
+            tp += 1
+    if not predicted and not truth:
+        return 1.0
+    if tp == 0:
+        return 0.0
+    prec, rec = tp / len(predicted), tp / len(truth)
+    return 2 * prec * rec / (prec + rec)

@@ -10,7 +10,7 @@ from lgvsc.semantic.calibration import calibrate_threshold
 from lgvsc.semantic.captioners import GivenCaption, make_captioner
 from lgvsc.semantic.psss import PSSS, psss_prompt
 from lgvsc.semantic.scorers import Scorer, make_scorer
-from lgvsc.semantic.selectors import SKEM, SKIM
+from lgvsc.semantic.selectors import SKEM, SKIM, boundary_f1
 from lgvsc.semantic.side_info import MotionScalar
 from lgvsc.semantic.text_bits import decode_texts
 from lgvsc.semantic.transmitter import Transmitter, keyframes_for_budget
@@ -19,22 +19,6 @@ from lgvsc.sim.synthetic import PRESETS, render_synthetic
 from lgvsc.sim.video import VideoSpec, load_video
 
 BIKES_CUTS = (30, 76, 137, 187, 242)
-
-
-def boundary_f1(pred, truth, tol=1):
-    """One-to-one matching within +-tol frames."""
-    used, tp = set(), 0
-    for t in truth:
-        m = [p for p in pred if abs(p - t) <= tol and p not in used]
-        if m:
-            used.add(m[0])
-            tp += 1
-    if not pred and not truth:
-        return 1.0
-    if tp == 0:
-        return 0.0
-    prec, rec = tp / len(pred), tp / len(truth)
-    return 2 * prec * rec / (prec + rec)
 
 
 class SceneStub(Scorer):

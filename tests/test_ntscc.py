@@ -24,13 +24,7 @@ from lgvsc.semantic.keyframe_codecs.ntscc_train import (  # noqa: E402
     StepConfig, main, make_optimizers, train_step)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The machines have 2 shared cores; one thread is much faster for tiny models."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _images(b=2, h=64, w=64, seed=0):

@@ -26,13 +26,7 @@ CASES = {"internvl": "processor", "qwen2_vl": "tokenizer", "qwen2_5_vl": "proces
 FOCUS = "the action"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread avoids OpenMP sync overhead on shared 2-core machines."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

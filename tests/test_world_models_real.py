@@ -24,13 +24,7 @@ from wm_pipelines import KINDS, build
 KEYFRAME_SHAPE = (20, 36, 3)  # generated at LTX (32, 32), Wan (16, 32), resized back
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread avoids OpenMP sync overhead on shared 2-core machines."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -146,6 +146,18 @@ def check_call(request: SegmentRequest, length, last_index, valid_length, anywhe
     return length, last_index
 
 
+def trivial_frames(request: SegmentRequest, length: int, generator) -> np.ndarray | None:
+    """Frames that need no model (1-frame segment, or just the two keyframes), else
+    None after checking that a real call has its ``torch.Generator``."""
+    if length == 1 or request.last is None:
+        return np.repeat(request.first[None], length, axis=0)
+    if length == 2:
+        return np.stack([request.first, request.last])
+    if not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    return None
+
+
 def call_default(pipe, name: str):
     """Default of ``pipe.__call__``'s keyword ``name``."""
     return inspect.signature(pipe.__call__).parameters[name].default
@@ -324,13 +336,8 @@ class DiffusersWorldModel(WorldModel):
         """
         length, last_index = check_call(request, length, last_index, self.valid_length,
                                         self.places_keyframes_anywhere, self.kind)
-        if length == 1 or request.last is None:
-            return np.repeat(request.first[None], length, axis=0)
-        if length == 2:
-            return np.stack([request.first, request.last])
-        if not isinstance(generator, torch.Generator):
-            raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-        return self._run(request, length, last_index, generator)
+        trivial = trivial_frames(request, length, generator)
+        return trivial if trivial is not None else self._run(request, length, last_index, generator)
 
     @staticmethod
     def text_to_video_reason(path, pipeline: str = "auto") -> str | None:

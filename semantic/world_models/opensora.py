@@ -34,7 +34,7 @@ from PIL import Image
 
 from ..vlm_backend import resolve_device, resolve_dtype
 from . import WORLD_MODELS, SegmentRequest, WorldModel
-from .diffusers_wm import check_call
+from .diffusers_wm import check_call, trivial_frames
 
 #: VAE v1.2 micro-batch (frames), temporal and spatial compression
 MICRO_FRAMES, TEMPORAL, SPATIAL = 17, 4, 8
@@ -313,12 +313,9 @@ class OpenSoraWorldModel(WorldModel):
                  generator: torch.Generator | None = None) -> np.ndarray:
         """uint8 [length, H, W, 3] at the keyframes' size; ``length`` 1, 2 or a valid length."""
         length, _ = check_call(request, length, last_index, valid_length, False, "opensora")
-        if length == 1 or request.last is None:
-            return np.repeat(request.first[None], length, axis=0)
-        if length == 2:
-            return np.stack([request.first, request.last])
-        if not isinstance(generator, torch.Generator):
-            raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        trivial = trivial_frames(request, length, generator)
+        if trivial is not None:
+            return trivial
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.no_grad(), torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed_from(generator))

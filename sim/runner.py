@@ -104,7 +104,9 @@ def run(sc: Scenario, out: str | Path | None = None, executor: str | None = None
         done = store.finished_ids()
         pending = [u for u in plan_units(sc) if u.unit_id not in done and u.scheme not in skip]
         blob = sc.model_dump_json()
+        # on a terminal the bar redraws; in a log (CI) it writes a line every 30 s at most
         with tqdm(total=len(pending), desc=sc.name, unit="unit", file=sys.stderr,
+                  mininterval=0.1 if sys.stderr.isatty() else 30.0,
                   disable=not progress or not pending) as bar:
             for row in ex.run(blob, pending):
                 store.add(row)

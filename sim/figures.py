@@ -31,12 +31,25 @@ def _plt():
 
 
 def _save(fig, out_dir: Path, stem: str) -> list[Path]:
+    """Write ``stem.png`` and ``stem.pdf``, close the figure."""
+    import matplotlib.pyplot as plt
+
     paths = []
     for ext in ("png", "pdf"):
         p = out_dir / f"{stem}.{ext}"
         fig.savefig(p, dpi=150)
         paths.append(p)
+    plt.close(fig)
     return paths
+
+
+def _start(rows, schemes, metrics):
+    """(pyplot, scheme colours, rows by scheme, metrics that have values)."""
+    plt = _plt()
+    cmap = plt.get_cmap("tab10")
+    colors = {s: cmap(i % 10) for i, s in enumerate(schemes)}
+    shown = [m for m in metrics if any(r.get(m) is not None for r in rows)]
+    return plt, colors, _by_scheme(rows, schemes), shown
 
 
 def _by_scheme(rows, schemes):
@@ -62,12 +75,8 @@ def _metric_panel(ax, groups, colors, metric, x_key="snr_db"):
 
 
 def fig3(rows, schemes, metrics, out_dir: Path, title: str) -> list[Path]:
-    plt = _plt()
-    cmap = plt.get_cmap("tab10")
-    colors = {s: cmap(i % 10) for i, s in enumerate(schemes)}
-    groups = _by_scheme(rows, schemes)
+    plt, colors, groups, shown = _start(rows, schemes, metrics)
     paths = []
-    shown = [m for m in metrics if any(r.get(m) is not None for r in rows)]
     for m in shown:
         fig, ax = plt.subplots(figsize=(5.2, 4))
         _metric_panel(ax, groups, colors, m)
@@ -76,7 +85,6 @@ def fig3(rows, schemes, metrics, out_dir: Path, title: str) -> list[Path]:
         ax.legend(fontsize=7)
         fig.tight_layout()
         paths += _save(fig, out_dir, f"fig3_{m}")
-        plt.close(fig)
     if shown:
         fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.8), squeeze=False)
         for ax, m in zip(axes[0], shown):
@@ -86,19 +94,13 @@ def fig3(rows, schemes, metrics, out_dir: Path, title: str) -> list[Path]:
         fig.suptitle(title)
         fig.tight_layout()
         paths += _save(fig, out_dir, "fig3")
-        plt.close(fig)
     return paths
 
 
 def quality_vs(rows, schemes, metrics, out_dir: Path, title: str) -> list[Path]:
-    plt = _plt()
-    cmap = plt.get_cmap("tab10")
-    colors = {s: cmap(i % 10) for i, s in enumerate(schemes)}
-    groups = _by_scheme(rows, schemes)
+    plt, colors, groups, shown = _start(rows, schemes, metrics)
     paths = []
-    for m in metrics:
-        if not any(r.get(m) is not None for r in rows):
-            continue
+    for m in shown:
         fig, ax = plt.subplots(figsize=(5.2, 4))
         _metric_panel(ax, groups, colors, m, x_key="cbr")
         ax.set_xscale("log")
@@ -107,7 +109,6 @@ def quality_vs(rows, schemes, metrics, out_dir: Path, title: str) -> list[Path]:
         ax.legend(fontsize=7)
         fig.tight_layout()
         paths += _save(fig, out_dir, f"quality_vs_cbr_{m}")
-        plt.close(fig)
         digital = {s: [r for r in pts if (r.get("raw_ber") or 0) > 0 or (r.get("ber") is not None)]
                    for s, pts in groups.items()}
         fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.8), sharey=True)
@@ -126,7 +127,6 @@ def quality_vs(rows, schemes, metrics, out_dir: Path, title: str) -> list[Path]:
         fig.suptitle(f"{title}: {m.upper()} vs measured BER")
         fig.tight_layout()
         paths += _save(fig, out_dir, f"quality_vs_ber_{m}")
-        plt.close(fig)
     return paths
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .figures import _save as save_figure
+from .figures import video_figures
 from .scenario import validate
 from .summary import read_summary, scheme_objects
 
@@ -63,8 +65,6 @@ def plot_results(results_dir: str | Path, scenario_json: str) -> list[Path]:
     if not rows:
         return []
     if sc.kind == "video":
-        from .figures import video_figures
-
         return video_figures(rows, sc, out_dir)
     plt = _setup()
     schemes = scheme_objects(sc)
@@ -76,9 +76,5 @@ def plot_results(results_dir: str | Path, scenario_json: str) -> list[Path]:
         _rate_panel(ax, rows, key, schemes, sc.channel.type, colors)
         ax.set_title(f"{sc.name}: {key.upper()} on {sc.channel.type}")
         fig.tight_layout()
-        for ext in ("png", "pdf"):
-            p = out_dir / f"{key}.{ext}"
-            fig.savefig(p, dpi=150)
-            written.append(p)
-        plt.close(fig)
+        written += save_figure(fig, out_dir, key)
     return written

@@ -30,7 +30,7 @@ def _plt():
     return plt
 
 
-def _save(fig, out_dir: Path, stem: str) -> list[Path]:
+def save_figure(fig, out_dir: Path, stem: str) -> list[Path]:
     """Write ``stem.png`` and ``stem.pdf``, close the figure."""
     import matplotlib.pyplot as plt
 
@@ -84,7 +84,7 @@ def fig3(rows, schemes, metrics, out_dir: Path, title: str) -> list[Path]:
         ax.set_title(f"{title}: {m.upper()}")
         ax.legend(fontsize=7)
         fig.tight_layout()
-        paths += _save(fig, out_dir, f"fig3_{m}")
+        paths += save_figure(fig, out_dir, f"fig3_{m}")
     if shown:
         fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.8), squeeze=False)
         for ax, m in zip(axes[0], shown):
@@ -93,7 +93,7 @@ def fig3(rows, schemes, metrics, out_dir: Path, title: str) -> list[Path]:
         axes[0][0].legend(fontsize=7)
         fig.suptitle(title)
         fig.tight_layout()
-        paths += _save(fig, out_dir, "fig3")
+        paths += save_figure(fig, out_dir, "fig3")
     return paths
 
 
@@ -108,7 +108,7 @@ def quality_vs(rows, schemes, metrics, out_dir: Path, title: str) -> list[Path]:
         ax.set_title(f"{title}: {m.upper()} vs CBR")
         ax.legend(fontsize=7)
         fig.tight_layout()
-        paths += _save(fig, out_dir, f"quality_vs_cbr_{m}")
+        paths += save_figure(fig, out_dir, f"quality_vs_cbr_{m}")
         digital = {s: [r for r in pts if (r.get("raw_ber") or 0) > 0 or (r.get("ber") is not None)]
                    for s, pts in groups.items()}
         fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.8), sharey=True)
@@ -126,7 +126,7 @@ def quality_vs(rows, schemes, metrics, out_dir: Path, title: str) -> list[Path]:
         axes[0].legend(fontsize=7)
         fig.suptitle(f"{title}: {m.upper()} vs measured BER")
         fig.tight_layout()
-        paths += _save(fig, out_dir, f"quality_vs_ber_{m}")
+        paths += save_figure(fig, out_dir, f"quality_vs_ber_{m}")
     return paths
 
 

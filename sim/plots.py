@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .figures import _save as save_figure
+from .figures import save_figure
 from .figures import video_figures
 from .scenario import validate
 from .summary import read_summary, scheme_objects

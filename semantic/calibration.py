@@ -73,3 +73,16 @@ def calibrate_threshold(frames: np.ndarray, scorer: Scorer, target_keyframes: in
 def _better(n: int, m: int, target: int) -> bool:
     """Is a count of ``n`` a better match than ``m``? Closest first, then not above."""
     return (abs(n - target), n > target) < (abs(m - target), m > target)
+
+
+class CalibratedSKEM:
+    """SKEM with ``threshold: auto``: ``eta_th`` calibrated per clip so that it
+    yields ``target_keyframes`` (the closest count reachable)."""
+
+    def __init__(self, scorer: Scorer, target_keyframes: int, **skem_options):
+        if target_keyframes < 1:
+            raise ValueError(f"target_keyframes must be >= 1, got {target_keyframes}")
+        self.scorer, self.target, self.options = scorer, target_keyframes, skem_options
+
+    def select(self, frames: np.ndarray) -> Selection:
+        return calibrate_threshold(frames, self.scorer, self.target, **self.options)[1]

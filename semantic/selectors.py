@@ -27,12 +27,14 @@ SELECTORS: Registry[type] = Registry("selector")
 
 @dataclass
 class Selection:
-    """Keyframe indices (0-based, ascending, first and last frame included) and
-    every score computed: (candidate, keyframe it was compared with, s_rel)."""
+    """Keyframe indices (0-based, ascending, first and last frame included),
+    every score computed: (candidate, keyframe it was compared with, s_rel),
+    the scorers' cost and the threshold used (None for SKIM)."""
 
     keyframes: list[int]
     scores: list[tuple[int, int, float]] = field(default_factory=list)
     cost: dict = field(default_factory=dict)
+    threshold: float | None = None
 
     def segments(self) -> list[tuple[int, int]]:
         """(first, last) frame of every segment, both keyframes, inclusive."""
@@ -143,7 +145,7 @@ class SKEM:
         cost = {"scorer": self.scorer.cost.as_dict()}
         if self.prefilter is not None:
             cost["prefilter"] = self.prefilter.cost.as_dict()
-        return Selection(keys, scores, cost)
+        return Selection(keys, scores, cost, self.threshold)
 
 
 def boundary_f1(predicted, truth, tol: int = 1) -> float:

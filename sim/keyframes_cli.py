@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ..semantic.calibration import calibrate_threshold
+from ..semantic.calibration import CalibratedSKEM
 from ..semantic.psss import DEFAULT_FOCUS
 from ..semantic.scorers import make_scorer
 from ..semantic.selectors import SKEM, SKIM
@@ -52,11 +52,9 @@ def keyframes(a) -> None:
         opts = dict(stride=a.stride, min_len=a.min_len, max_len=a.max_len,
                     focus=a.focus or DEFAULT_FOCUS)
         scorer = _scorer(a)
-        if eta is None:
-            eta, sel = calibrate_threshold(frames, scorer, a.target_keyframes, **opts)
-        else:
-            sel = SKEM(scorer, threshold=eta, **opts).select(frames)
-        out["threshold"] = eta
+        sel = (CalibratedSKEM(scorer, a.target_keyframes, **opts) if eta is None
+               else SKEM(scorer, threshold=eta, **opts)).select(frames)
+        out["threshold"] = sel.threshold
         out["cost"] = sel.cost
     out["keyframes"] = sel.keyframes
     out["scores"] = [{"frame": c, "keyframe": k, "s_rel": round(s, 6)} for c, k, s in sel.scores]

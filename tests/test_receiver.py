@@ -112,7 +112,7 @@ def test_always_f_frames_even_with_corrupted_captions_and_side_info(clip):
 def test_skim_sfa_equals_skim_dsa_segmentation(clip):
     a = _lgvsc("skim-sfa").plan(clip)
     b = _lgvsc(None, selector="skim", adapter="dsa").plan(clip)
-    assert a["segments"] == b["segments"]
+    assert a.segments == b.segments
 
 
 def test_text_only_is_unavailable_on_the_embedded_tier(tmp_path, capsys):
@@ -156,4 +156,4 @@ def test_keyframe_count_from_target_cbr(clip):
     total, per = int(0.005 * 3 * h * w * f), int(3 * h * w / 48)
     cost = lambda n: n * per + s.digital.channel_uses((n - 1) * s.side.num_bits)  # noqa: E731
     assert cost(k) <= total < cost(k + 1)
-    assert abs(len(s.plan(clip)["keyframes"]) - k) <= 1  # the closest count SKEM can reach
+    assert abs(len(s.plan(clip).keyframes) - k) <= 1  # the closest count SKEM can reach

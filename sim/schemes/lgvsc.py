@@ -27,7 +27,7 @@ from pydantic import Field, model_validator
 from ...link.channels import snr_db_to_no
 from ...link.digital import DigitalPipe
 from ...semantic.adapters import make_adapter
-from ...semantic.calibration import calibrate_threshold
+from ...semantic.calibration import CalibratedSKEM
 from ...semantic.captioners import GivenCaption, make_captioner
 from ...semantic.keyframe_codecs import make_keyframe_codec
 from ...semantic.psss import DEFAULT_FOCUS
@@ -36,7 +36,7 @@ from ...semantic.scorers import make_scorer
 from ...semantic.selectors import SKEM, SKIM
 from ...semantic.side_info import make_side_info
 from ...semantic.text_bits import decode_texts, encode_texts
-from ...semantic.transmitter import keyframes_for_budget
+from ...semantic.transmitter import TransmitPlan, Transmitter, keyframes_for_budget
 from ...semantic.world_models import make_world_model
 from . import SCHEMES, SchemeConfig
 from .fields import Modulation, Rate
@@ -113,29 +113,22 @@ class LGVSC(VideoScheme):
         return keyframes_for_budget(int(self.cfg.target_cbr * 3 * h * w * f), per_kf,
                                     self.side.num_bits, self.digital, f)
 
-    def _select(self, frames):
+    def _selector(self, frames):
         k = self.target_keyframes(frames)
         if self.cfg.selector == "skim":
-            return SKIM(max(k - 1, 1)).select(frames), None
+            return SKIM(max(k - 1, 1))
         scorer = _component(self.cfg.scorer, make_scorer, "scorer")
         if self.cfg.threshold == "auto":
-            return calibrate_threshold(frames, scorer, k, focus=self.cfg.focus)[::-1]
-        sel = SKEM(scorer, threshold=self.cfg.threshold, focus=self.cfg.focus).select(frames)
-        return sel, self.cfg.threshold
+            return CalibratedSKEM(scorer, k, focus=self.cfg.focus)
+        return SKEM(scorer, threshold=self.cfg.threshold, focus=self.cfg.focus)
 
-    def plan(self, video):
-        """Keyframes, segments, captions and side info of a clip (deterministic, cached)."""
+    def plan(self, video) -> TransmitPlan:
+        """The transmitter's plan for a clip (deterministic, so cached per clip)."""
         key = (video.name, id(video.frames))
         if key not in self._plans:
-            sel, eta = self._select(video.frames)
-            segs = sel.segments()
-            cap = self._captioner(video)
-            last = len(video.frames) - 1
-            captions = [cap.caption(video.frames[a:b + (b == last)], a, b + (b == last))
-                        for a, b in segs]
-            side = [self.side.encode(video.frames[a:b + 1]) for a, b in segs]
-            self._plans[key] = dict(keyframes=sel.keyframes, segments=segs, captions=captions,
-                                    side=side, threshold=eta, cost=sel.cost)
+            tx = Transmitter(self._selector(video.frames), self._captioner(video), self.side,
+                             self.digital)
+            self._plans[key] = tx.plan(video.frames)
         return self._plans[key]
 
     # -- one trial -----------------------------------------------------------
@@ -143,26 +136,24 @@ class LGVSC(VideoScheme):
         p = self.plan(video)
         f, h, w = video.shape
         no = snr_db_to_no(snr_db)
-        cap_bits = encode_texts(p["captions"])
-        side_bits = _cat([self.side.to_bits(d) for d in p["side"]])
-        cap_rx = self.digital(cap_bits, channel, no, generator)
-        side_rx = self.digital(side_bits, channel, no, generator)
+        cap_rx = self.digital(p.caption_bits, channel, no, generator)
+        side_rx = self.digital(p.side_bits, channel, no, generator)
         digital_uses = cap_rx.channel_uses + side_rx.channel_uses
-        kf_budget = max(0, int(self.cfg.target_cbr * 3 * h * w * f) - digital_uses) // len(p["keyframes"])
-        coded = self.codec.transmit(video.frames[p["keyframes"]], kf_budget, channel, snr_db, generator)
-        decoded = dict(zip(p["keyframes"], coded.images))
-        captions = decode_texts(cap_rx.bits, len(p["segments"]))
-        descs = self._side_from_bits(side_rx.bits, len(p["segments"]))
+        kf_budget = max(0, int(self.cfg.target_cbr * 3 * h * w * f) - digital_uses) // len(p.keyframes)
+        coded = self.codec.transmit(video.frames[p.keyframes], kf_budget, channel, snr_db, generator)
+        decoded = dict(zip(p.keyframes, coded.images))
+        captions = decode_texts(cap_rx.bits, len(p.segments))
+        descs = self._side_from_bits(side_rx.bits, len(p.segments))
         flows = [self.side.dense(d, h, w) if hasattr(self.side, "dense") else None for d in descs]
         texts = [_motion_text(self.side, d) for d in descs]
-        frames = reconstruct(decoded, p["segments"], captions, texts, flows, self.model,
+        frames = reconstruct(decoded, p.segments, captions, texts, flows, self.model,
                              self.adapter, generator)
         tx = Transmission(frames, coded.analog_uses, extra=dict(
-            keyframes=p["keyframes"], threshold=p["threshold"], keyframe_budget=kf_budget,
+            keyframes=p.keyframes, threshold=p.selection.threshold, keyframe_budget=kf_budget,
             keyframe_uses=coded.channel_uses, caption_uses=cap_rx.channel_uses,
-            side_uses=side_rx.channel_uses, captions_sent=p["captions"],
+            side_uses=side_rx.channel_uses, captions_sent=p.captions,
             captions_received=captions))
-        for res, nbits in ((cap_rx, cap_bits.numel()), (side_rx, side_bits.numel())):
+        for res, nbits in ((cap_rx, p.caption_bits.numel()), (side_rx, p.side_bits.numel())):
             tx.add_digital(res, int(nbits))
         if coded.digital is not None:
             tx.add_digital(coded.digital, coded.side_bits)
@@ -172,12 +163,6 @@ class LGVSC(VideoScheme):
         k = self.side.num_bits
         bits = bits.reshape(-1)
         return [self.side.from_bits(bits[i * k:(i + 1) * k]) for i in range(n)]
-
-
-def _cat(parts):
-    import torch
-
-    return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.uint8)
 
 
 def _motion_text(side, desc) -> str:

@@ -1,6 +1,9 @@
 """``summary.csv``: one row per scheme x SNR, the schema every plot reads.
 
-Rates come with 95% Clopper-Pearson intervals. The BER interval treats bits
+Link scenarios: pooled counts and rates with 95% Clopper-Pearson intervals.
+Video scenarios: mean and 95% Student-t interval (over videos x trials) of
+every metric and of the CBR, plus the digital pipe's pooled BERs.
+For link rates: The BER interval treats bits
 as independent, which they are not inside a coded block (errors come in
 bursts per failed block), so for coded schemes read the BLER interval.
 Theory columns hold the scheme's reference curve at that SNR, empty when

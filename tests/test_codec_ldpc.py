@@ -49,13 +49,11 @@ def test_fuzz_corrupted_bitstreams_always_give_f_frames(clip, codec):
     """105 cases per codec (210 total): flips at BERs 1e-6..0.5, bursts, truncations."""
     bs = codecs.encode(clip.frames, codec, 30, 4)
     rng = np.random.default_rng(7 if codec == "h264" else 8)
-    statuses = set()
     for case in range(105):
         out = codecs.decode(_corrupt(bs.data, rng, case), bs.lengths, codec, H, W)
         assert out.frames.shape == (F, H, W, 3) and out.frames.dtype == np.uint8
         assert out.decoded + out.concealed == F
-        statuses.add(out.status)
-    assert statuses <= {"ok", "crashed", "timeout"}
+        assert out.status in ("ok", "crashed", "timeout")
 
 
 def test_clean_decode_and_bounded_time(clip):

@@ -111,6 +111,7 @@ def _constellation(modulation: str) -> np.ndarray:
     return (qam(m) if ctype == "qam" else pam(m).astype(complex)).astype(np.complex128)
 
 
+@lru_cache(maxsize=4096)
 def _qam_moments(modulation: str, snr: float) -> tuple[float, float]:
     """(E[i], Var[i]) of the information density i(X;Y) in bits, M-QAM input."""
     x = _constellation(modulation)

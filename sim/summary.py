@@ -3,7 +3,7 @@
 Link scenarios: pooled counts and rates with 95% Clopper-Pearson intervals.
 Video scenarios: mean and 95% Student-t interval (over videos x trials) of
 every metric and of the CBR, plus the digital pipe's pooled BERs.
-For link rates: The BER interval treats bits
+For link rates, the BER interval treats bits
 as independent, which they are not inside a coded block (errors come in
 bursts per failed block), so for coded schemes read the BLER interval.
 Theory columns hold the scheme's reference curve at that SNR, empty when

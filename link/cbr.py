@@ -1,6 +1,14 @@
-"""Channel bandwidth ratio, the paper's definition (footnote 1)."""
+"""Channel bandwidth ratio, the paper's definition (footnote 1), and budgets."""
 
 from __future__ import annotations
+
+#: a budget is met when the spent channel uses land in [BUDGET_FLOOR, 1] x target
+BUDGET_FLOOR = 0.97
+
+
+class BudgetError(ValueError):
+    """A channel-use budget that cannot be met: the message says what does not
+    fit and what would (the CLI prints it as one line, exit code 2)."""
 
 
 def cbr(channel_uses: int, frames: int, height: int, width: int, channels: int = 3) -> float:

@@ -32,5 +32,12 @@ class Scheme:
         says so once and skips its units (no made-up results)."""
         return None
 
+    @classmethod
+    def warnings(cls, cfg: SchemeConfig, snrs: list[float]) -> list[str]:
+        """One-line warnings about ``cfg`` at the scenario's SNRs ``snrs`` (dB): settings
+        that run but are unlikely to mean what the user thinks. ``lgvsc validate``
+        and ``lgvsc run`` print them; they never stop a run."""
+        return []
+
 
 from . import codec_ldpc, keyframe_jscc, lgvsc, link, softcast  # noqa: E402,F401  (register the schemes)

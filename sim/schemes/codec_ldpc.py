@@ -144,6 +144,6 @@ class CodecLDPC(VideoScheme):
         tx = Transmission(dec.frames, 0, extra=dict(
             s, bits_per_symbol=bits_per_symbol(s["modulation"]), frames_concealed=dec.concealed,
             decoder_status=dec.status, crc_failed_blocks=int((~res.crc_ok).sum())))
-        tx.add_digital(res, bits.numel())
+        tx.add_digital(res, bits.numel(), "bitstream")
         return tx
 

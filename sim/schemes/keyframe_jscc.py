@@ -61,5 +61,5 @@ class KeyframeJSCC(VideoScheme):
         tx = Transmission(out, coded.analog_uses, extra=dict(
             coded_frames=len(idx), analog_uses=coded.analog_uses, side_bits=coded.side_bits))
         if coded.digital is not None:
-            tx.add_digital(coded.digital, coded.side_bits)
+            tx.add_digital(coded.digital, coded.side_bits, "codec side bits")
         return tx

@@ -153,10 +153,11 @@ class LGVSC(VideoScheme):
             keyframe_uses=coded.channel_uses, caption_uses=cap_rx.channel_uses,
             side_uses=side_rx.channel_uses, captions_sent=p.captions,
             captions_received=captions))
-        for res, nbits in ((cap_rx, p.caption_bits.numel()), (side_rx, p.side_bits.numel())):
-            tx.add_digital(res, int(nbits))
+        for res, nbits, part in ((cap_rx, p.caption_bits.numel(), "captions"),
+                                 (side_rx, p.side_bits.numel(), "side info")):
+            tx.add_digital(res, int(nbits), part)
         if coded.digital is not None:
-            tx.add_digital(coded.digital, coded.side_bits)
+            tx.add_digital(coded.digital, coded.side_bits, "keyframe side bits")
         return tx
 
     def _side_from_bits(self, bits, n):
@@ -215,7 +216,7 @@ class TextOnly(VideoScheme):
         text = decode_texts(rx.bits, 1)[0]
         frames = self.model.generate_from_text(text, f, (h, w), generator)
         tx = Transmission(frames, 0, extra=dict(caption_received=text))
-        tx.add_digital(rx, int(bits.numel()))
+        tx.add_digital(rx, int(bits.numel()), "caption")
         return tx
 
 

@@ -142,5 +142,5 @@ class SoftCast(VideoScheme):
         tx = Transmission(_frames(rx), res_a.channel_uses, extra=dict(
             chunks_sent=len(keep), chunks_total=len(info), analog_uses=res_a.channel_uses,
             meta_bits=int(meta.numel()), meta_crc_failed=int((~res_d.crc_ok).sum())))
-        tx.add_digital(res_d, int(meta.numel()))
+        tx.add_digital(res_d, int(meta.numel()), "metadata")
         return tx

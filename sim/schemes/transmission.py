@@ -1,4 +1,15 @@
-"""What a video scheme hands back, and the base class of video schemes."""
+"""What a video scheme hands back, and the base class of video schemes.
+
+Failure (the paper's "-" cells): a trial *fails* when any digital part it
+needed arrived with residual errors that the receiver detects (a code block
+failed its CRC): the H.26x bitstream, SoftCast's chunk metadata, LGVSC's
+captions, side info or keyframe side bits. Every digital part of every
+shipped scheme is essential, so one failed block fails the trial. The
+receiver still builds F frames from what arrived (concealment); the summary
+decides, by the scenario's ``failure: drop | conceal``, whether those frames
+are scored. A scheme may also fail a trial for its own reasons
+(:meth:`Transmission.fail`, e.g. a video decoder that crashed).
+"""
 
 from __future__ import annotations
 
@@ -19,7 +30,8 @@ class Transmission:
     ``frames``: uint8 [F, H, W, 3]; ``channel_uses``: every complex channel use
     spent (analog symbols, digital payloads, side info); ``payload_bits``:
     bits given to the digital pipe; ``counts``: the digital pipe's bit/block
-    counts (:data:`COUNT_KEYS`); ``extra``: scheme-specific facts.
+    counts (:data:`COUNT_KEYS`); ``extra``: scheme-specific facts;
+    ``failures``: {part: why} for every part that failed (empty = success).
     """
 
     frames: np.ndarray
@@ -27,9 +39,11 @@ class Transmission:
     payload_bits: int = 0
     counts: dict = field(default_factory=lambda: dict.fromkeys(COUNT_KEYS, 0))
     extra: dict = field(default_factory=dict)
+    failures: dict = field(default_factory=dict)
 
-    def add_digital(self, res: DigitalResult, payload_bits: int) -> None:
-        """Account one digital-pipe transmission."""
+    def add_digital(self, res: DigitalResult, payload_bits: int, part: str) -> None:
+        """Account one digital-pipe transmission of the part named ``part``; a
+        CRC failure in any of its blocks fails the trial."""
         self.payload_bits += payload_bits
         self.channel_uses += res.channel_uses
         c = self.counts
@@ -39,6 +53,21 @@ class Transmission:
         c["block_errors"] += res.block_errors
         c["raw_bits"] += res.coded_bits
         c["raw_bit_errors"] += res.raw_bit_errors
+        bad = int((~res.crc_ok).sum())
+        if bad:
+            self.fail(part, f"{bad} of {res.num_blocks} code blocks failed their CRC")
+
+    def fail(self, part: str, why: str) -> None:
+        """Mark the trial failed because of ``part``."""
+        self.failures[part] = why if part not in self.failures else f"{self.failures[part]}; {why}"
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failures)
+
+    def failure_text(self) -> str:
+        """One line, e.g. ``"bitstream: 3 of 12 code blocks failed their CRC"``."""
+        return "; ".join(f"{p}: {w}" for p, w in self.failures.items())
 
 
 class VideoScheme(Scheme):

@@ -34,6 +34,8 @@ import cv2
 import numpy as np
 import torch
 
+from ..link.registry import Registry, UnknownComponentError
+
 FLOW_METHODS = ("dis", "farneback")
 DIS_PRESETS = {"medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
                "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST}
@@ -317,11 +319,15 @@ class MotionGrid(_FlowSummary):
 
 
 # -- factory -----------------------------------------------------------------
-SIDE_INFO = {"scalar": MotionScalar, "grid": MotionGrid}
+SIDE_INFO: Registry[type] = Registry("side_info")
+SIDE_INFO.register("scalar")(MotionScalar)
+SIDE_INFO.register("grid")(MotionGrid)
 
 
 def make_side_info(kind: str, **params):
     """Build a side-information form by name (``"scalar"`` or ``"grid"``)."""
-    if kind not in SIDE_INFO:
-        raise ValueError(f"kind must be one of {', '.join(SIDE_INFO)}, got {kind!r}")
-    return SIDE_INFO[kind](**params)
+    try:
+        cls = SIDE_INFO.get(kind)
+    except UnknownComponentError as e:
+        raise ValueError(str(e)) from None
+    return cls(**params)

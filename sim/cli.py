@@ -9,8 +9,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..link.channels import CHANNELS
-from ..link.modem import MODULATIONS
 from ..link.registry import UnknownComponentError
 from .errors import UserError
 
@@ -34,6 +32,9 @@ def _positive(v: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="lgvsc", description="Link-level simulator for generative video "
                                           "semantic communication.")
+    from . import __version__
+
+    p.add_argument("--version", action="version", version=f"lgvsc {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
     r = sub.add_parser("run", help="run or resume a scenario")
     r.add_argument("file")
@@ -44,9 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     v = sub.add_parser("validate", help="check a scenario file")
     v.add_argument("file")
-    sub.add_parser("list", help="list registered components")
+    sub.add_parser("list", help="list registered components and what runs on this machine")
     pl = sub.add_parser("plot", help="rewrite summary.csv and plots of a results folder")
     pl.add_argument("results_dir")
+    c = sub.add_parser("compare", help="paired comparison of two schemes of a video results folder")
+    c.add_argument("results_dir")
+    c.add_argument("a", help="scheme name")
+    c.add_argument("b", help="scheme name")
+    c.add_argument("--metric", help="metric (default: the scenario's first)")
     k = sub.add_parser("keyframes", help="select keyframes of a video (SKIM / SKEM)")
     k.add_argument("source", help="builtin:NAME | synthetic:PRESET | a video file")
     k.add_argument("--selector", choices=["skim", "skem"], default="skem")
@@ -70,32 +76,34 @@ def _cmd_run(a) -> None:
     from .runner import run
     from .scenario import load_scenario
 
+    from .report import run_table
+
     sc = load_scenario(a.file)
     out = run(sc, a.out, a.executor, a.workers, a.fresh, progress=not a.no_progress)
-    print(f"results: {out}/summary.csv, plots in {out}/plots/")
+    print(run_table(out))
 
 
 def _cmd_validate(a) -> None:
+    from .runner import scenario_warnings
     from .scenario import load_scenario
-
-    sc = load_scenario(a.file)
     from .units import plan_units
 
+    sc = load_scenario(a.file)
+    for line in scenario_warnings(sc):
+        print(f"lgvsc: warning: {line}", file=sys.stderr)
     print(f"{a.file}: ok ({sc.kind} scenario {sc.name!r}, {len(plan_units(sc))} units)")
 
 
 def _cmd_list(a) -> None:
-    from .executors import EXECUTORS
-    from .metrics import METRICS
-    from .schemes import SCHEMES
+    from .catalog import catalog
 
-    from ..semantic.captioners import CAPTIONERS
-    from ..semantic.scorers import SCORERS
-    from ..semantic.selectors import SELECTORS
+    print(catalog())
 
-    for reg in (CHANNELS, SCHEMES, METRICS, EXECUTORS, SELECTORS, SCORERS, CAPTIONERS):
-        print(f"{reg.family}: {', '.join(reg.names())}")
-    print(f"modulation: {', '.join(MODULATIONS)}")
+
+def _cmd_compare(a) -> None:
+    from .report import compare
+
+    print(compare(Path(a.results_dir), a.a, a.b, a.metric))
 
 
 def _cmd_plot(a) -> None:
@@ -113,7 +121,7 @@ def _cmd_keyframes(a) -> None:
 
 
 COMMANDS = {"run": _cmd_run, "validate": _cmd_validate, "list": _cmd_list, "plot": _cmd_plot,
-            "keyframes": _cmd_keyframes}
+            "compare": _cmd_compare, "keyframes": _cmd_keyframes}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,7 +50,7 @@ class LocalExecutor(Executor):
                     f.cancel()
 
 
-@EXECUTORS.register("ray")
+@EXECUTORS.register("ray", packages=("ray",))
 class RayExecutor(Executor):
     def run(self, blob, units):
         try:

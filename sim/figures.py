@@ -1,13 +1,22 @@
 """Video-scenario figures and tables, all from ``summary.csv``.
 
-* ``fig3_<metric>`` -- metric vs SNR, one line per scheme, 95% CI bars
-  (the layout of the paper's Fig. 3), and ``fig3`` with every metric as a panel.
+Quality is shown under the scenario's ``failure`` policy
+(:func:`~lgvsc.sim.summary.shown`): with ``drop`` (the paper's convention) a
+cell is the quality of the trials that succeeded, a cell where every trial
+failed has no quality ("–" in tables, no point in plots), and a cell where
+some trials failed is drawn hollow; with ``conceal`` every trial is scored
+as what a viewer sees, and cells that include concealed failures are hollow.
+
+* ``fig3_<metric>`` -- metric vs SNR, one line per scheme, CI bars (the layout
+  of the paper's Fig. 3); ``fig3`` has every metric and the outage as panels;
+* ``outage`` -- outage probability vs SNR with its interval;
 * ``cbr_table.csv`` / ``cbr_table.md`` -- CBR per SNR (rows) and scheme
-  (columns), Table II's layout; a cell is marked "(failed)" when every trial
-  of it had residual block errors in its digital payload.
-* ``quality_vs_cbr_<metric>`` -- metric vs CBR.
-* ``quality_vs_ber_<metric>`` -- metric vs the digital pipe's measured BER,
-  before (channel hard decisions) and after decoding.
+  (columns), Table II's layout; "–" where every trial failed, the outage
+  fraction next to a cell where some did;
+* ``quality_table.md`` -- per scheme and SNR: CBR, outage, each metric with
+  its interval and how many videos and trials it rests on;
+* ``quality_vs_cbr_<metric>``, ``quality_vs_ber_<metric>`` -- metric vs CBR and
+  vs the digital pipe's measured BER before and after decoding.
 """
 
 from __future__ import annotations
@@ -18,7 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .summary import shown
+
 LOWER_IS_BETTER = {"lpips", "dists"}
+DASH = "\u2013"
 
 
 def _plt():
@@ -43,131 +55,211 @@ def save_figure(fig, out_dir: Path, stem: str) -> list[Path]:
     return paths
 
 
+def _num(v):
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+
 def _start(rows, schemes, metrics):
     """(pyplot, scheme colours, rows by scheme, metrics that have values)."""
     plt = _plt()
     cmap = plt.get_cmap("tab10")
     colors = {s: cmap(i % 10) for i, s in enumerate(schemes)}
-    shown = [m for m in metrics if any(r.get(m) is not None for r in rows)]
-    return plt, colors, _by_scheme(rows, schemes), shown
+    shown_metrics = [m for m in metrics
+                     if any(_num(r.get(m)) is not None or _num(r.get(f"{m}_concealed")) is not None
+                            for r in rows)]
+    return plt, colors, {s: [r for r in rows if r["scheme"] == s] for s in schemes}, shown_metrics
 
 
-def _by_scheme(rows, schemes):
-    return {s: [r for r in rows if r["scheme"] == s] for s in schemes}
+def _points(pts, metric, failure, x_key):
+    """[(x, y, lo, hi, partial)] of the cells that have a value to show."""
+    out = []
+    for r in pts:
+        y, lo, hi, partial = shown(r, metric, failure)
+        x = _num(r.get(x_key))
+        if y is not None and x is not None:
+            out.append((x, y, _num(lo), _num(hi), partial))
+    return out
 
 
-def _metric_panel(ax, groups, colors, metric, x_key="snr_db"):
+def _metric_panel(ax, groups, colors, metric, failure, x_key="snr_db"):
     for name, pts in groups.items():
-        pts = [r for r in pts if r.get(metric) is not None]
-        if not pts:
+        p = _points(pts, metric, failure, x_key)
+        if not p:
             continue
-        x = np.array([r[x_key] for r in pts], float)
-        y = np.array([r[metric] for r in pts], float)
-        lo = np.array([r.get(f"{metric}_lo") if r.get(f"{metric}_lo") is not None else np.nan
-                       for r in pts], float)
-        hi = np.array([r.get(f"{metric}_hi") if r.get(f"{metric}_hi") is not None else np.nan
-                       for r in pts], float)
+        x, y = np.array([q[0] for q in p], float), np.array([q[1] for q in p], float)
+        lo = np.array([np.nan if q[2] is None else q[2] for q in p], float)
+        hi = np.array([np.nan if q[3] is None else q[3] for q in p], float)
         err = np.nan_to_num(np.vstack([y - lo, hi - y]), nan=0.0)
-        ax.errorbar(x, y, yerr=err, fmt="o-", ms=4, capsize=3, color=colors[name], label=name)
+        c = colors[name]
+        ax.errorbar(x, y, yerr=err, fmt="-", capsize=3, color=c, label=name)
+        part = np.array([q[4] for q in p])
+        ax.plot(x[~part], y[~part], "o", ms=4, color=c)
+        ax.plot(x[part], y[part], "o", ms=6, color=c, mfc="white")
     arrow = "\u2193" if metric in LOWER_IS_BETTER else "\u2191"
     ax.set_ylabel(f"{metric.upper()} {arrow}")
     ax.grid(True, alpha=0.3)
 
 
-def fig3(rows, schemes, metrics, out_dir: Path, title: str) -> list[Path]:
-    plt, colors, groups, shown = _start(rows, schemes, metrics)
+def _note(failure: str) -> str:
+    if failure == "drop":
+        return ("failure: drop \u2013 hollow: some trials failed (mean of the successful ones); "
+                "no point: every trial failed (see the outage panel)")
+    return "failure: conceal \u2013 every trial scored; hollow: includes concealed failed trials"
+
+
+def _outage_panel(ax, groups, colors):
+    for name, pts in groups.items():
+        p = [(r["snr_db"], r["outage"], r.get("outage_lo"), r.get("outage_hi")) for r in pts
+             if _num(r.get("outage")) is not None]
+        if not p:
+            continue
+        x, y = np.array([q[0] for q in p]), np.array([q[1] for q in p])
+        lo = np.array([q[2] if _num(q[2]) is not None else q[1] for q in p])
+        hi = np.array([q[3] if _num(q[3]) is not None else q[1] for q in p])
+        ax.errorbar(x, y, yerr=[y - lo, hi - y], fmt="o-", ms=4, capsize=3, color=colors[name],
+                    label=name)
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_ylabel("outage probability \u2193")
+    ax.set_xlabel("SNR [dB]")
+    ax.grid(True, alpha=0.3)
+
+
+def fig3(rows, schemes, metrics, out_dir: Path, title: str, failure: str) -> list[Path]:
+    plt, colors, groups, shown_metrics = _start(rows, schemes, metrics)
     paths = []
-    for m in shown:
-        fig, ax = plt.subplots(figsize=(5.2, 4))
-        _metric_panel(ax, groups, colors, m)
+    for m in shown_metrics:
+        fig, ax = plt.subplots(figsize=(5.2, 4.2))
+        _metric_panel(ax, groups, colors, m, failure)
         ax.set_xlabel("SNR [dB]")
         ax.set_title(f"{title}: {m.upper()}")
         ax.legend(fontsize=7)
-        fig.tight_layout()
+        fig.text(0.01, 0.01, _note(failure), fontsize=5.5)
+        fig.tight_layout(rect=(0, 0.03, 1, 1))
         paths += save_figure(fig, out_dir, f"fig3_{m}")
-    if shown:
-        fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.8), squeeze=False)
-        for ax, m in zip(axes[0], shown):
-            _metric_panel(ax, groups, colors, m)
-            ax.set_xlabel("SNR [dB]")
-        axes[0][0].legend(fontsize=7)
-        fig.suptitle(title)
-        fig.tight_layout()
-        paths += save_figure(fig, out_dir, "fig3")
+    fig, ax = plt.subplots(figsize=(5.2, 4.2))
+    _outage_panel(ax, groups, colors)
+    ax.set_title(f"{title}: outage (failed trials / trials)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    paths += save_figure(fig, out_dir, "outage")
+    n = len(shown_metrics) + 1
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4.0), squeeze=False)
+    for ax, m in zip(axes[0], shown_metrics):
+        _metric_panel(ax, groups, colors, m, failure)
+        ax.set_xlabel("SNR [dB]")
+    _outage_panel(axes[0][-1], groups, colors)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(title)
+    fig.text(0.01, 0.01, _note(failure), fontsize=7)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    paths += save_figure(fig, out_dir, "fig3")
     return paths
 
 
-def quality_vs(rows, schemes, metrics, out_dir: Path, title: str) -> list[Path]:
-    plt, colors, groups, shown = _start(rows, schemes, metrics)
+def quality_vs(rows, schemes, metrics, out_dir: Path, title: str, failure: str) -> list[Path]:
+    plt, colors, groups, shown_metrics = _start(rows, schemes, metrics)
     paths = []
-    for m in shown:
-        fig, ax = plt.subplots(figsize=(5.2, 4))
-        _metric_panel(ax, groups, colors, m, x_key="cbr")
+    for m in shown_metrics:
+        fig, ax = plt.subplots(figsize=(5.2, 4.2))
+        _metric_panel(ax, groups, colors, m, failure, x_key="cbr")
         ax.set_xscale("log")
         ax.set_xlabel("CBR (channel uses / 3HWF)")
         ax.set_title(f"{title}: {m.upper()} vs CBR")
         ax.legend(fontsize=7)
-        fig.tight_layout()
+        fig.text(0.01, 0.01, _note(failure), fontsize=5.5)
+        fig.tight_layout(rect=(0, 0.03, 1, 1))
         paths += save_figure(fig, out_dir, f"quality_vs_cbr_{m}")
-        digital = {s: [r for r in pts if (r.get("raw_ber") or 0) > 0 or (r.get("ber") is not None)]
-                   for s, pts in groups.items()}
-        fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.8), sharey=True)
+        fig, axes = plt.subplots(1, 2, figsize=(9.5, 4.0), sharey=True)
         for ax, key, label in ((axes[0], "raw_ber", "channel BER before decoding"),
                                (axes[1], "ber", "payload BER after decoding")):
-            for name, pts in digital.items():
-                pts = [r for r in pts if r.get(key) is not None and r.get(m) is not None]
-                if not pts:
+            for name, pts in groups.items():
+                p = [(max(x, 1e-7), y, part) for x, y, _, _, part in _points(pts, m, failure, key)]
+                if not p:
                     continue
-                x = np.array([max(r[key], 1e-7) for r in pts])
-                ax.semilogx(x, [r[m] for r in pts], "o-", ms=4, color=colors[name], label=name)
+                x, y = np.array([q[0] for q in p]), np.array([q[1] for q in p])
+                part = np.array([q[2] for q in p])
+                ax.semilogx(x, y, "-", color=colors[name], label=name)
+                ax.plot(x[~part], y[~part], "o", ms=4, color=colors[name])
+                ax.plot(x[part], y[part], "o", ms=6, color=colors[name], mfc="white")
             ax.set_xlabel(f"{label} (0 drawn at 1e-7)")
             ax.grid(True, which="both", alpha=0.3)
         axes[0].set_ylabel(m.upper())
         axes[0].legend(fontsize=7)
         fig.suptitle(f"{title}: {m.upper()} vs measured BER")
-        fig.tight_layout()
+        fig.text(0.01, 0.01, _note(failure), fontsize=7)
+        fig.tight_layout(rect=(0, 0.04, 1, 1))
         paths += save_figure(fig, out_dir, f"quality_vs_ber_{m}")
     return paths
 
 
+def _outage_text(r) -> str:
+    return f"{int(r['failed_trials'])}/{int(r['trials'])}"
+
+
+def _markdown(header, body) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(c or DASH for c in row) + " |" for row in body]
+    return "\n".join(lines) + "\n"
+
+
 def cbr_table(rows, schemes, out_dir: Path) -> list[Path]:
-    """Table II layout: SNR rows x scheme columns."""
+    """Table II layout: SNR rows x scheme columns; "–" where every trial failed."""
     snrs = sorted({r["snr_db"] for r in rows})
     cell = {}
     for r in rows:
-        v = r.get("cbr")
-        txt = "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3g}"
-        if txt and r.get("failed_trials") and r["failed_trials"] >= r["n"]:
-            txt += " (failed)"
+        v = _num(r.get("cbr"))
+        if v is None or r["failed_trials"] >= r["trials"]:
+            txt = ""
+        else:
+            txt = f"{v:.3g}" + (f" (outage {_outage_text(r)})" if r["failed_trials"] else "")
         cell[(r["snr_db"], r["scheme"])] = txt
     header = ["SNR (dB)"] + list(schemes)
     body = [[f"{s:g}"] + [cell.get((s, name), "") for name in schemes] for s in snrs]
     csv_path, md_path = out_dir.parent / "cbr_table.csv", out_dir.parent / "cbr_table.md"
     with open(csv_path, "w", newline="") as f:
-        csv.writer(f).writerows([header] + body)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(c or "\u2013" for c in row) + " |" for row in body]
-    md_path.write_text("\n".join(lines) + "\n")
+        csv.writer(f).writerows([header] + [[c or DASH for c in row] for row in body])
+    md_path.write_text(_markdown(header, body) + f"\n{DASH}: every trial failed "
+                       "(transmission failure, the paper's convention).\n")
     return [csv_path, md_path]
 
 
-def quality_table(rows, schemes, metrics, out_dir: Path) -> list[Path]:
-    """Markdown table: mean of each metric and the CBR per scheme and SNR."""
-    cols = ["scheme", "SNR (dB)", "CBR"] + [m.upper() for m in metrics]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+def _estimate_text(v, lo, hi) -> str:
+    if v is None:
+        return ""
+    if _num(lo) is None:
+        return f"{v:.3f}"
+    return f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def quality_table(rows, schemes, metrics, out_dir: Path, failure: str) -> list[Path]:
+    """Markdown: CBR, outage and each metric (with its interval) per scheme and SNR."""
+    kf = any(_num(r.get("keyframe_cbr")) is not None for r in rows)
+    cols = (["scheme", "SNR (dB)", "CBR"] + (["CBR / keyframe"] if kf else [])
+            + ["outage (failed/trials)", "videos x trials scored"] + [m.upper() for m in metrics])
+    body = []
     for name in schemes:
         for r in sorted((r for r in rows if r["scheme"] == name), key=lambda r: r["snr_db"]):
-            vals = [r.get(m) for m in ["cbr", *metrics]]
-            fmt = ["\u2013" if v is None else (f"{v:.3g}" if i == 0 else f"{v:.3f}")
-                   for i, v in enumerate(vals)]
-            lines.append("| " + " | ".join([name, f"{r['snr_db']:g}"] + fmt) + " |")
+            scored = (f"{int(r['videos_ok'])} x {int(r['trials_ok'])}" if failure == "drop"
+                      else f"{int(r['videos'])} x {int(r['trials'])}")
+            out = [name, f"{r['snr_db']:g}", f"{r['cbr']:.3g}" if _num(r.get("cbr")) else ""]
+            if kf:
+                out.append(f"{r['keyframe_cbr']:.3g}" if _num(r.get("keyframe_cbr")) else "")
+            out += [f"{r['outage']:.2f} ({_outage_text(r)})", scored]
+            out += [_estimate_text(*shown(r, m, failure)[:3]) for m in metrics]
+            body.append(out)
+    note = (f"\nQuality under `failure: {failure}`: "
+            + ("mean of the trials that succeeded (failed trials dropped); "
+               if failure == "drop" else "every trial scored, failed ones as concealed; ")
+            + f"{DASH}: no trial to score. Intervals (in brackets) are over per-video means "
+            "(over trials when one video); see summary.csv for both quality columns.\n")
     p = out_dir.parent / "quality_table.md"
-    p.write_text("\n".join(lines) + "\n")
+    p.write_text(_markdown(cols, body) + note)
     return [p]
 
 
 def video_figures(rows, sc, out_dir: Path) -> list[Path]:
     schemes = [e["name"] for e in sc.schemes]
-    return (fig3(rows, schemes, sc.metrics, out_dir, sc.name)
-            + quality_vs(rows, schemes, sc.metrics, out_dir, sc.name)
-            + cbr_table(rows, schemes, out_dir) + quality_table(rows, schemes, sc.metrics, out_dir))
+    return (fig3(rows, schemes, sc.metrics, out_dir, sc.name, sc.failure)
+            + quality_vs(rows, schemes, sc.metrics, out_dir, sc.name, sc.failure)
+            + cbr_table(rows, schemes, out_dir)
+            + quality_table(rows, schemes, sc.metrics, out_dir, sc.failure))

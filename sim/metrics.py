@@ -8,6 +8,8 @@ records them as unavailable (never as zeros) and says so once at the start.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..link.registry import Registry
@@ -21,6 +23,8 @@ PSNR_CAP_DB = 100.0
 class Metric:
     name = ""
     higher_is_better = True
+    #: the range of the metric's values; summary intervals are clipped to it
+    bounds: tuple[float, float] = (-math.inf, math.inf)
 
     def __init__(self, device: str = "cpu"):
         self.device = device
@@ -43,6 +47,7 @@ class PSNR(Metric):
     """PSNR on 8-bit RGB frames, per frame (capped at 100 dB for identical frames)."""
 
     name = "psnr"
+    bounds = (0.0, PSNR_CAP_DB)
 
     def frame_scores(self, ref, test):
         d = ref.astype(np.float64) - test.astype(np.float64)
@@ -63,6 +68,7 @@ class SSIM(Metric):
     """SSIM on greyscale frames (scikit-image, data range 255), as the authors' code."""
 
     name = "ssim"
+    bounds = (-1.0, 1.0)
 
     def frame_scores(self, ref, test):
         from skimage.metrics import structural_similarity
@@ -76,6 +82,7 @@ class SSIMRGB(Metric):
     """SSIM averaged over the R, G, B channels (scikit-image)."""
 
     name = "ssim_rgb"
+    bounds = (-1.0, 1.0)
 
     def frame_scores(self, ref, test):
         from skimage.metrics import structural_similarity
@@ -91,6 +98,7 @@ class MSSSIM(Metric):
     allow; frames of 32 px or less are not supported."""
 
     name = "ms_ssim"
+    bounds = (0.0, 1.0)
 
     def frame_scores(self, ref, test):
         import torch

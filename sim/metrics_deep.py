@@ -17,6 +17,8 @@ once and records no value (never a zero).
 
 from __future__ import annotations
 
+import math
+
 import os
 import warnings
 from pathlib import Path
@@ -99,6 +101,7 @@ class LPIPS(_Deep):
     """LPIPS v0.1 with the VGG backbone (lower is better)."""
 
     name = "lpips"
+    bounds = (0.0, math.inf)
     higher_is_better = False
     scale = "pm1"
 
@@ -129,6 +132,7 @@ class DISTS(_Deep):
     """DISTS (Ding et al. 2020; DISTS_pytorch), lower is better."""
 
     name = "dists"
+    bounds = (0.0, 1.0)
     higher_is_better = False
 
     def unavailable_reason(self):
@@ -165,6 +169,7 @@ class CLIPScore(_Deep):
     """CLIP image-image similarity (cos + 1) / 2 per frame pair."""
 
     name = "clip"
+    bounds = (0.0, 1.0)
 
     def unavailable_reason(self):
         try:

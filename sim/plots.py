@@ -4,14 +4,12 @@ scenarios; the video figures of :mod:`lgvsc.sim.figures` for video ones."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from .figures import save_figure
 from .figures import video_figures
-from .scenario import validate
 from .summary import read_summary, scheme_objects
 
 
@@ -55,10 +53,10 @@ def _rate_panel(ax, rows, key, schemes, channel, colors):
     ax.legend(fontsize=7)
 
 
-def plot_results(results_dir: str | Path, scenario_json: str) -> list[Path]:
-    """Write ber.{png,pdf} and bler.{png,pdf}; returns the written paths."""
+def plot_results(results_dir: str | Path, sc) -> list[Path]:
+    """Plots of the :class:`~lgvsc.sim.scenario.Scenario` ``sc`` from its summary.csv
+    (link: ber/bler; video: :func:`~lgvsc.sim.figures.video_figures`); returns the paths."""
     results_dir = Path(results_dir)
-    sc = validate(json.loads(scenario_json))
     rows = read_summary(results_dir / "summary.csv")
     out_dir = results_dir / "plots"
     out_dir.mkdir(exist_ok=True)

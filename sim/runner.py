@@ -19,41 +19,106 @@ from .schemes import SCHEMES
 from .seeding import RunContext
 from .store import ResultsStore
 from .summary import summarize, summary_fields, write_summary
-from .units import plan_units
+from .units import Unit, fingerprint, plan_units, unit_fingerprints
 
 STORE_NAME = "results.sqlite"
 
 
-def _changed_fields(old_json: str, sc: Scenario) -> list[str]:
+def _stored_scenario(blob: str | None) -> Scenario | None:
+    if blob is None:
+        return None
     try:
-        old = validate(json.loads(old_json)).parameters()
-    except Exception:  # noqa: BLE001  (stored by another version: report everything)
-        return ["(stored scenario unreadable)"]
-    new = sc.parameters()
-    return [k for k in new if old.get(k) != new[k]]
+        return validate(json.loads(blob))
+    except (ValueError, KeyError, TypeError):  # written by another version
+        return None
+
+
+def _changed(old: Scenario | None, sc: Scenario, stale: list[Unit]) -> str:
+    """Which parameters differ, by scheme / video where that is where they differ."""
+    if old is None:
+        return "stored scenario unreadable"
+    parts = []
+    for key in ("kind", "seed", "device", "precision", "metrics"):
+        if getattr(old, key) != getattr(sc, key):
+            parts.append(key)
+    if {k: v for k, v in old.channel.model_dump().items() if k != "snr_db"} != \
+            {k: v for k, v in sc.channel.model_dump().items() if k != "snr_db"}:
+        parts.append("channel")
+    names = {u.scheme for u in stale}
+    olds = {e["name"]: e for e in old.schemes}
+    parts += [f"schemes[{e['name']}]" for e in sc.schemes
+              if e["name"] in names and e["name"] in olds and olds[e["name"]] != e]
+    labels = {u.video for u in stale if u.video}
+    oldv = {v.label(): v for v in old.videos}
+    parts += [f"videos[{v.label()}]" for v in sc.videos
+              if v.label() in labels and v.label() in oldv and oldv[v.label()] != v]
+    if sc.kind == "link" and old.monte_carlo != sc.monte_carlo:
+        parts.append("monte_carlo")
+    return ", ".join(parts) or "parameters"
 
 
 def _clear(out: Path) -> None:
-    for name in (STORE_NAME, STORE_NAME + "-wal", STORE_NAME + "-shm", "summary.csv"):
-        (out / name).unlink(missing_ok=True)
+    """Derived outputs (rewritten from the store after every run)."""
+    (out / "summary.csv").unlink(missing_ok=True)
     shutil.rmtree(out / "plots", ignore_errors=True)
 
 
-def open_store(sc: Scenario, out: Path, fresh: bool = False) -> ResultsStore:
-    """Open the folder's store, refusing one written by different parameters."""
-    if fresh:
-        _clear(out)
+def open_store(sc: Scenario, out: Path, fresh: bool = False) -> tuple[ResultsStore, list[Unit]]:
+    """Open the folder's store and plan what to run.
+
+    Finished units whose parameters are unchanged are kept (a sweep can grow by
+    trials, SNRs, videos or schemes); a planned unit stored with other parameters
+    is refused unless ``fresh``, which discards exactly those units. Stored units
+    the scenario no longer plans are kept and ignored. Returns (store, pending units).
+    """
     store = ResultsStore(out / STORE_NAME)
-    old = store.get_meta("scenario")
-    if old is not None and store.get_meta("fingerprint") != sc.fingerprint():
-        changed = ", ".join(_changed_fields(old, sc))
+    try:
+        old = _stored_scenario(store.get_meta("scenario"))
+        stored = store.unit_params()
+        unknown = [u for u, p in stored.items() if p is None]
+        if unknown:  # an upgraded store: its units were computed with the stored scenario
+            if old is None:
+                raise UserError(f"{out / STORE_NAME}: units without parameters and no readable "
+                                "scenario; rerun with --out to write elsewhere")
+            store.set_params(_old_fingerprints(old, unknown))
+            stored = store.unit_params()
+        units = plan_units(sc)
+        want = unit_fingerprints(sc, units)
+        stale = [u for u in units if u.unit_id in stored and stored[u.unit_id] != want[u.unit_id]]
+        if stale and not fresh:
+            kept = len(stored) - len(stale)
+            raise UserError(
+                f"{out}: {len(stale)} stored units of this sweep were computed with other "
+                f"parameters (changed: {_changed(old, sc, stale)}); rerun with --fresh to "
+                f"discard those {len(stale)} units (the other {kept} stored units are kept) "
+                f"or with --out to write elsewhere")
+        if stale:
+            n = store.delete(u.unit_id for u in stale)
+            print(f"lgvsc: --fresh: discarded {n} stored units computed with other parameters",
+                  file=sys.stderr)
+            _clear(out)
+        store.set_meta(scenario=sc.model_dump_json(), fingerprint=sc.fingerprint(),
+                       lgvsc_version=__version__)
+    except BaseException:
         store.close()
-        raise UserError(f"{out}: holds results of scenario {json.loads(old)['name']!r} with "
-                        f"other parameters (changed: {changed}); rerun with --fresh to discard "
-                        f"them or --out to write elsewhere")
-    store.set_meta(scenario=sc.model_dump_json(), fingerprint=sc.fingerprint(),
-                   lgvsc_version=__version__)
-    return store
+        raise
+    done = {u for u, p in store.unit_params().items() if p == want.get(u)}
+    return store, [u for u in units if u.unit_id not in done]
+
+
+def _old_fingerprints(old: Scenario, unit_ids: list[str]) -> dict[str, str]:
+    """Fingerprints of stored units from the scenario that computed them."""
+    memo, out = {}, {}
+    for uid in unit_ids:
+        scheme, _, video, _ = uid.split("|")
+        key = (scheme, video)
+        if key not in memo:
+            try:
+                memo[key] = fingerprint(old, scheme, video)
+            except StopIteration:  # not in the stored scenario: can never match
+                memo[key] = "unknown"
+        out[uid] = memo[key]
+    return out
 
 
 def unavailable_schemes(sc: Scenario) -> dict[str, str]:
@@ -67,8 +132,9 @@ def unavailable_schemes(sc: Scenario) -> dict[str, str]:
     return out
 
 
-def finalize(out: Path) -> list[Path]:
-    """(Re)write summary.csv and the plots from the store in ``out``."""
+def stored_results(out: Path) -> tuple[Scenario, list[dict]]:
+    """The stored scenario of results folder ``out`` and the rows of its units (units
+    stored for other schemes, SNRs or parameters are left out)."""
     if not (out / STORE_NAME).exists():
         raise UserError(f"{out}: no {STORE_NAME} here (not a results folder)")
     with ResultsStore(out / STORE_NAME) as store:
@@ -77,8 +143,29 @@ def finalize(out: Path) -> list[Path]:
             raise UserError(f"{out / STORE_NAME}: no scenario stored")
         rows = store.rows()
     sc = validate(json.loads(blob))
+    want = unit_fingerprints(sc, plan_units(sc))  # the scenario's units, as it defines them
+    return sc, [r for r in rows if want.get(r["unit_id"]) == r["params"]]
+
+
+def scenario_warnings(sc: Scenario) -> list[str]:
+    """One line per thing that will not run or may not mean what the user thinks:
+    schemes and metrics unavailable here, and each scheme's own warnings."""
+    lines = [f"scheme {name!r} cannot run here: {reason}; its units will be skipped"
+             for name, reason in unavailable_schemes(sc).items()]
+    if sc.kind == "video":
+        lines += [f"metric {name} unavailable here ({reason}); recorded as unavailable"
+                  for name, reason in resolve_metrics(sc.metrics, sc.device)[1].items()]
+    for entry in sc.schemes:
+        cls = SCHEMES.get(entry["type"])
+        lines += cls.warnings(cls.Config.model_validate(entry), list(sc.channel.snr_db))
+    return lines
+
+
+def finalize(out: Path) -> list[Path]:
+    """(Re)write summary.csv and the plots from the store in ``out``."""
+    sc, rows = stored_results(out)
     summary = write_summary(out / "summary.csv", summarize(sc, rows), summary_fields(sc))
-    return [summary] + plot_results(out, blob)
+    return [summary] + plot_results(out, sc)
 
 
 def run(sc: Scenario, out: str | Path | None = None, executor: str | None = None,
@@ -91,18 +178,12 @@ def run(sc: Scenario, out: str | Path | None = None, executor: str | None = None
         raise UserError(str(e)) from None
     ex_spec = sc.executor
     ex = make_executor(executor or ex_spec.type, workers or ex_spec.workers, ex_spec.address)
-    store = open_store(sc, out, fresh)
+    store, pending = open_store(sc, out, fresh)
     skip = unavailable_schemes(sc)
-    for name, reason in skip.items():
-        print(f"lgvsc: scheme {name!r} unavailable: {reason}; its units are skipped",
-              file=sys.stderr)
-    if sc.kind == "video":
-        for name, reason in resolve_metrics(sc.metrics, sc.device)[1].items():
-            print(f"lgvsc: metric {name} unavailable ({reason}); recorded as unavailable",
-                  file=sys.stderr)
+    for line in scenario_warnings(sc):
+        print(f"lgvsc: warning: {line}", file=sys.stderr)
     try:
-        done = store.finished_ids()
-        pending = [u for u in plan_units(sc) if u.unit_id not in done and u.scheme not in skip]
+        pending = [u for u in pending if u.scheme not in skip]
         blob = sc.model_dump_json()
         # on a terminal the bar redraws; in a log (CI) it writes a line every 30 s at most
         with tqdm(total=len(pending), desc=sc.name, unit="unit", file=sys.stderr,

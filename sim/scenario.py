@@ -51,6 +51,15 @@ class MonteCarloSpec(Strict):
     trials: int = Field(1, gt=0, description="independent trials per unit (video)")
 
 
+class StatisticsSpec(Strict):
+    """How summaries are computed (not a parameter of any unit: changing it only
+    rewrites the summary)."""
+
+    confidence: float = Field(0.95, gt=0, lt=1, description="interval confidence level")
+    interval: Literal["t", "bootstrap"] = Field(
+        "t", description="quality intervals over per-video means: Student-t or a BCa bootstrap")
+
+
 class ExecutorSpec(Strict):
     type: str = "local"
     workers: int = Field(1, gt=0)
@@ -69,6 +78,10 @@ class Scenario(Strict):
     videos: list[VideoSpec] = Field(default_factory=list, description="video scenarios only")
     metrics: list[str] = Field(default_factory=list, description="video metrics (registry)")
     monte_carlo: MonteCarloSpec = MonteCarloSpec()
+    failure: Literal["drop", "conceal"] = Field(
+        "drop", description="video: failed trials are left out of quality numbers (drop, the "
+                            "paper's convention) or scored as the concealed video (conceal)")
+    statistics: StatisticsSpec = StatisticsSpec()
     executor: ExecutorSpec = ExecutorSpec()
     base_dir: str = Field("", description="folder relative paths resolve against "
                                           "(set from the scenario file; not a parameter)")
@@ -107,10 +120,25 @@ class Scenario(Strict):
         return [SCHEMES.get(s["type"]).Config.model_validate(s) for s in self.schemes]
 
     def parameters(self) -> dict[str, Any]:
-        """What results depend on (not name, executor or description)."""
+        """What results depend on (not name, executor, description, failure policy or
+        statistics, which only change how stored units are summarised)."""
         d = self.model_dump(mode="json")
         return {k: d[k] for k in ("kind", "seed", "device", "precision", "channel",
                                   "schemes", "videos", "metrics", "monte_carlo")}
+
+    def unit_parameters(self, scheme: str, video: str = "") -> dict[str, Any]:
+        """What one unit of ``scheme`` (on ``video``) depends on. SNR and trial are part
+        of the unit's identity; the SNR list, the trial count, the other schemes and
+        videos are not, so a sweep can grow without recomputing what it holds."""
+        d = self.model_dump(mode="json")
+        ch = {k: v for k, v in d["channel"].items() if k != "snr_db"}
+        out = {k: d[k] for k in ("kind", "seed", "device", "precision")}
+        out.update(channel=ch, scheme=next(s for s in d["schemes"] if s["name"] == scheme))
+        if self.kind == "link":
+            out["monte_carlo"] = {k: v for k, v in d["monte_carlo"].items() if k != "trials"}
+        else:
+            out.update(video=self.video(video).model_dump(mode="json"), metrics=d["metrics"])
+        return out
 
     def video(self, label: str) -> VideoSpec:
         return next(v for v in self.videos if v.label() == label)

@@ -1,10 +1,17 @@
 """Results store: one SQLite file (WAL) per results folder.
 
 * ``meta``: the resolved scenario (JSON), its parameter fingerprint, versions.
-* ``units``: one row per finished unit with raw counts, timings and JSON
-  columns for metrics and extras. A unit is one INSERT in its own
-  transaction, so a crash (even ``kill -9``) loses at most the units in
-  flight and never leaves a partial row; a rerun skips finished units.
+* ``units``: one row per finished unit with raw counts, timings, whether the
+  trial failed (``failed``, ``failure`` says why), the fingerprint of the
+  parameters it was computed with (``params``) and JSON columns for metrics
+  and extras. A unit is one INSERT in its own transaction, so a crash (even
+  ``kill -9``) loses at most the units in flight and never leaves a partial
+  row; a rerun skips finished units whose parameters are unchanged.
+
+Stores written by schema 1 (no ``failed`` / ``params`` columns) are upgraded
+in place when opened: the columns are added, ``failed`` is derived from the
+block errors of the digital pipe (what failure meant then) and ``params`` is
+left empty for the runner to fill from the stored scenario.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from pathlib import Path
 
 from .errors import UserError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 COLUMNS = {
     "unit_id": "TEXT PRIMARY KEY", "scheme": "TEXT NOT NULL", "snr_db": "REAL NOT NULL",
@@ -24,8 +31,11 @@ COLUMNS = {
     "bits": "INTEGER", "bit_errors": "INTEGER", "blocks": "INTEGER", "block_errors": "INTEGER",
     "raw_bits": "INTEGER", "raw_bit_errors": "INTEGER", "channel_uses": "INTEGER",
     "batches": "INTEGER", "stop_reason": "TEXT", "wall_s": "REAL", "finished_at": "TEXT",
-    "metrics": "TEXT", "extra": "TEXT",
+    "metrics": "TEXT", "extra": "TEXT", "failed": "INTEGER", "failure": "TEXT", "params": "TEXT",
 }
+#: columns added by schema 2, with how old rows get them
+_UPGRADE = {"failed": "CASE WHEN block_errors > 0 THEN 1 ELSE 0 END", "failure": "NULL",
+            "params": "NULL"}
 JSON_COLUMNS = ("metrics", "extra")
 
 
@@ -42,8 +52,20 @@ class ResultsStore:
             cols = ", ".join(f"{k} {v}" for k, v in COLUMNS.items())
             self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             self.db.execute(f"CREATE TABLE IF NOT EXISTS units ({cols})")
+            self._upgrade()
         except sqlite3.DatabaseError as e:
             raise UserError(f"{self.path}: not a usable results store ({e})") from None
+
+    def _upgrade(self) -> None:
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(units)")}
+        missing = [c for c in _UPGRADE if c not in have]
+        if not missing:
+            return
+        with self.db:
+            self.db.execute("BEGIN")
+            for c in missing:
+                self.db.execute(f"ALTER TABLE units ADD COLUMN {c} {COLUMNS[c]}")
+                self.db.execute(f"UPDATE units SET {c} = {_UPGRADE[c]}")
 
     def __enter__(self):
         return self
@@ -67,6 +89,25 @@ class ResultsStore:
     # -- units --------------------------------------------------------------
     def finished_ids(self) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT unit_id FROM units")}
+
+    def unit_params(self) -> dict[str, str | None]:
+        """{unit_id: parameter fingerprint} of every stored unit (None: not yet known)."""
+        return dict(self.db.execute("SELECT unit_id, params FROM units"))
+
+    def set_params(self, params: dict[str, str]) -> None:
+        """Fill in fingerprints of stored units (upgraded stores)."""
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany("UPDATE units SET params=? WHERE unit_id=?",
+                                [(p, u) for u, p in params.items()])
+
+    def delete(self, unit_ids) -> int:
+        """Discard the given units in one transaction; returns how many went."""
+        ids = list(unit_ids)
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany("DELETE FROM units WHERE unit_id=?", [(u,) for u in ids])
+        return len(ids)
 
     def add(self, row: dict) -> None:
         """Insert one finished unit atomically."""

@@ -1,13 +1,29 @@
 """``summary.csv``: one row per scheme x SNR, the schema every plot reads.
 
-Link scenarios: pooled counts and rates with 95% Clopper-Pearson intervals.
-Video scenarios: mean and 95% Student-t interval (over videos x trials) of
-every metric and of the CBR, plus the digital pipe's pooled BERs.
-For link rates, the BER interval treats bits
-as independent, which they are not inside a coded block (errors come in
-bursts per failed block), so for coded schemes read the BLER interval.
-Theory columns hold the scheme's reference curve at that SNR, empty when
-there is none for that channel.
+Link scenarios: pooled counts and rates. The BLER interval is Clopper-Pearson
+over blocks (independent by construction: a block never shares a codeword or
+a fade with another). The BER interval is Clopper-Pearson over bits only where
+bit errors are independent (uncoded BPSK/QPSK on AWGN, ``ber_ci_over=bits``);
+elsewhere errors cluster inside a block (a failed codeword, a deep fade), and
+the interval is Clopper-Pearson at the effective sample size of the
+block-clustered count (``ber_ci_over=blocks``, :mod:`lgvsc.sim.stats`).
+
+Video scenarios, per scheme x SNR (see :mod:`lgvsc.sim.stats` for the intervals):
+
+* ``videos``, ``trials``; ``failed_trials`` and the **outage** probability
+  (failed / trials) with its interval; ``failed_parts`` counts which digital
+  part failed (``bitstream:4;metadata:1``);
+* ``<metric>``, ``_lo``, ``_hi``: quality **conditioned on success** (failed
+  trials left out; empty when every trial failed), over ``videos_ok`` videos
+  and ``trials_ok`` trials, interval over ``ci_over_ok``;
+* ``<metric>_concealed``, ``_lo``, ``_hi``: the quality of what a viewer sees,
+  every trial scored, failed ones as their concealed output, interval over
+  ``ci_over``; ``cbr`` likewise over every trial;
+* ``keyframe_cbr``: channel uses per keyframe / 3HW (generative schemes);
+* the digital pipe's pooled BERs, mean payload bits and channel uses.
+
+The scenario's ``failure: drop | conceal`` picks which of the two quality
+columns the tables and figures show (:func:`shown`).
 """
 
 from __future__ import annotations
@@ -18,22 +34,27 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import t as student_t
 
+from .metrics import METRICS
 from .scenario import Scenario
 from .schemes import SCHEMES
 from .seeding import RunContext
-from .stats import clopper_pearson
+from .stats import (Estimate, cluster_mean, clopper_pearson, clustered_proportion_ci,
+                    effective_ci, equal_cluster_deff)
 
 COUNT_FIELDS = ("bits", "bit_errors", "blocks", "block_errors", "raw_bits", "raw_bit_errors",
                 "channel_uses", "batches")
-FIELDS = ("scheme", "type", "channel", "snr_db", "ber", "ber_lo", "ber_hi", "bler", "bler_lo",
-          "bler_hi", "raw_ber") + COUNT_FIELDS + ("units", "stop_reason", "wall_s", "ber_theory",
-                                                    "bler_theory", "shannon_limit_db")
-#: video summaries: after the per-metric mean / lo / hi columns
-VIDEO_TAIL = ("raw_ber", "ber", "bler", "failed_trials", "payload_bits", "channel_uses",
+FIELDS = ("scheme", "type", "channel", "snr_db", "ber", "ber_lo", "ber_hi", "ber_ci_over", "bler",
+          "bler_lo", "bler_hi", "raw_ber") + COUNT_FIELDS + (
+    "units", "stop_reason", "wall_s", "ber_theory", "bler_theory", "shannon_limit_db")
+#: video summaries: the head, then per-metric columns, then the tail
+VIDEO_HEAD = ("scheme", "type", "channel", "snr_db", "failure", "videos", "trials",
+              "failed_trials", "outage", "outage_lo", "outage_hi", "failed_parts",
+              "videos_ok", "trials_ok", "ci_over", "ci_over_ok")
+VIDEO_TAIL = ("keyframe_cbr", "raw_ber", "ber", "bler", "payload_bits", "channel_uses",
               "unavailable", "wall_s")
-TEXT_FIELDS = ("scheme", "type", "channel", "stop_reason", "unavailable")
+TEXT_FIELDS = ("scheme", "type", "channel", "stop_reason", "unavailable", "failure",
+               "failed_parts", "ci_over", "ci_over_ok", "ber_ci_over")
 
 
 def scheme_objects(sc: Scenario) -> dict:
@@ -49,23 +70,14 @@ def _rate(k, n):
     return k / n if n else math.nan
 
 
-def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, float]:
-    """Mean and Student-t interval of finite ``values`` (NaN bounds for fewer than 2)."""
-    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
-    if v.size == 0:
-        return math.nan, math.nan, math.nan
-    m = float(v.mean())
-    if v.size < 2:
-        return m, math.nan, math.nan
-    half = float(student_t.ppf(0.5 + confidence / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
-    return m, m - half, m + half
-
-
 def summary_fields(sc: Scenario) -> tuple[str, ...]:
     if sc.kind == "link":
         return FIELDS
-    per_metric = tuple(f"{m}{sfx}" for m in ["cbr", *sc.metrics] for sfx in ("", "_lo", "_hi"))
-    return ("scheme", "type", "channel", "snr_db", "n") + per_metric + VIDEO_TAIL
+    cols = [f"cbr{sfx}" for sfx in ("", "_lo", "_hi")]
+    for m in sc.metrics:
+        cols += [f"{m}{sfx}" for sfx in ("", "_lo", "_hi")]
+        cols += [f"{m}_concealed{sfx}" for sfx in ("", "_lo", "_hi")]
+    return VIDEO_HEAD + tuple(cols) + VIDEO_TAIL
 
 
 def summarize(sc: Scenario, rows: list[dict]) -> list[dict]:
@@ -73,25 +85,74 @@ def summarize(sc: Scenario, rows: list[dict]) -> list[dict]:
     return (summarize_link if sc.kind == "link" else summarize_video)(sc, rows)
 
 
-def summarize_video(sc: Scenario, rows: list[dict]) -> list[dict]:
-    """Mean and 95% CI over videos x trials of every metric and of the CBR;
-    digital-pipe BERs pooled over the group."""
+def _groups(rows):
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
         groups[(r["scheme"], float(r["snr_db"]))].append(r)
+    return groups
+
+
+def _by_video(rows, key, only_ok: bool = False) -> dict[str, list]:
+    out: dict[str, list] = defaultdict(list)
+    for r in rows:
+        if not (only_ok and r["failed"]):
+            out[r["video"]].append(key(r))
+    return out
+
+
+def _put(row: dict, name: str, e: Estimate) -> None:
+    row[name], row[f"{name}_lo"], row[f"{name}_hi"] = e.mean, e.lo, e.hi
+
+
+def _outage(row: dict, g: list[dict], confidence: float) -> None:
+    per = defaultdict(lambda: [0, 0])
+    for r in g:
+        per[r["video"]][0] += int(bool(r["failed"]))
+        per[r["video"]][1] += 1
+    k = np.array([c[0] for c in per.values()])
+    n = np.array([c[1] for c in per.values()])
+    _, lo, hi = clustered_proportion_ci(k, n, confidence)
+    parts = defaultdict(int)
+    for r in g:
+        for p in (r["extra"].get("failed_parts") or []):
+            parts[p] += 1
+    row.update(failed_trials=int(k.sum()), outage=float(k.sum() / n.sum()), outage_lo=lo,
+               outage_hi=hi, failed_parts=";".join(f"{p}:{c}" for p, c in parts.items()))
+
+
+def summarize_video(sc: Scenario, rows: list[dict]) -> list[dict]:
+    """Outage, quality conditioned on success and of the concealed output, CBR,
+    per-keyframe CBR and digital-pipe counts per scheme x SNR."""
+    groups = _groups(rows)
+    conf, method = sc.statistics.confidence, sc.statistics.interval
     out = []
     for entry in sc.schemes:
         name = entry["name"]
         for snr in sorted(s for (n, s) in groups if n == name):
             g = groups[(name, snr)]
-            row = dict(scheme=name, type=entry["type"], channel=sc.channel.type, snr_db=snr, n=len(g))
-            for m in ["cbr", *sc.metrics]:
-                row[m], row[f"{m}_lo"], row[f"{m}_hi"] = mean_ci(r["metrics"].get(m) for r in g)
+            row = dict(scheme=name, type=entry["type"], channel=sc.channel.type, snr_db=snr,
+                       failure=sc.failure, videos=len({r["video"] for r in g}), trials=len(g))
+            _outage(row, g, conf)
+            ok = [r for r in g if not r["failed"]]
+            row.update(videos_ok=len({r["video"] for r in ok}), trials_ok=len(ok))
+            e = cluster_mean(_by_video(g, lambda r: r["metrics"].get("cbr")), conf, method,
+                             (0.0, math.inf))
+            _put(row, "cbr", e)
+            row["ci_over"] = e.over
+            for m in sc.metrics:
+                bounds = METRICS.get(m).bounds
+                value = lambda r, m=m: r["metrics"].get(m)  # noqa: E731
+                e_ok = cluster_mean(_by_video(g, value, True), conf, method, bounds)
+                _put(row, m, e_ok)
+                row["ci_over_ok"] = row.get("ci_over_ok") or e_ok.over
+                _put(row, f"{m}_concealed", cluster_mean(_by_video(g, value), conf, method, bounds))
+            kf = [r["extra"]["keyframe_cbr"] for r in g if r["extra"].get("keyframe_cbr") is not None]
             c = {f: sum(r[f] or 0 for r in g) for f in ("bits", "bit_errors", "blocks",
                                                         "block_errors", "raw_bits", "raw_bit_errors")}
-            row.update(ber=_rate(c["bit_errors"], c["bits"]), raw_ber=_rate(c["raw_bit_errors"], c["raw_bits"]),
+            row.update(keyframe_cbr=float(np.mean(kf)) if kf else None,
+                       ber=_rate(c["bit_errors"], c["bits"]),
+                       raw_ber=_rate(c["raw_bit_errors"], c["raw_bits"]),
                        bler=_rate(c["block_errors"], c["blocks"]),
-                       failed_trials=sum(1 for r in g if r["block_errors"]),
                        payload_bits=float(np.mean([r["bits"] or 0 for r in g])),
                        channel_uses=float(np.mean([r["channel_uses"] for r in g])),
                        unavailable=";".join(m for m in sc.metrics
@@ -101,12 +162,24 @@ def summarize_video(sc: Scenario, rows: list[dict]) -> list[dict]:
     return out
 
 
+def shown(row: dict, metric: str, failure: str) -> tuple[float | None, float | None,
+                                                          float | None, bool]:
+    """(value, lo, hi, partial) of ``metric`` as tables and plots show it under the
+    ``failure`` policy: ``drop`` -> conditioned on success (None when every trial
+    failed), ``conceal`` -> every trial scored. ``partial``: some trials failed."""
+    key = metric if failure == "drop" or metric == "cbr" else f"{metric}_concealed"
+    outage = row.get("outage") or 0.0
+    value = row.get(key)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        value = None
+    return value, row.get(f"{key}_lo"), row.get(f"{key}_hi"), 0 < outage
+
+
 def summarize_link(sc: Scenario, rows: list[dict]) -> list[dict]:
     """One row per scheme x SNR with pooled counts, rates and Clopper-Pearson intervals."""
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for r in rows:
-        groups[(r["scheme"], float(r["snr_db"]))].append(r)
+    groups = _groups(rows)
     schemes = scheme_objects(sc)
+    conf = sc.statistics.confidence
     out = []
     for entry in sc.schemes:
         name, obj = entry["name"], schemes[entry["name"]]
@@ -123,10 +196,23 @@ def summarize_link(sc: Scenario, rows: list[dict]) -> list[dict]:
                        wall_s=sum(r["wall_s"] for r in g),
                        ber_theory=theo["ber"], bler_theory=theo["bler"],
                        shannon_limit_db=limit)
-            row["ber_lo"], row["ber_hi"] = clopper_pearson(c["bit_errors"], c["bits"])
-            row["bler_lo"], row["bler_hi"] = clopper_pearson(c["block_errors"], c["blocks"])
+            row["ber_lo"], row["ber_hi"], row["ber_ci_over"] = _ber_interval(obj, sc, g, c, conf)
+            row["bler_lo"], row["bler_hi"] = clopper_pearson(c["block_errors"], c["blocks"], conf)
             out.append(row)
     return out
+
+
+def _ber_interval(obj, sc: Scenario, g: list[dict], c: dict, conf: float):
+    """(lo, hi, over): over bits where errors are independent, else over blocks."""
+    if obj.independent_bit_errors(sc.channel.type):
+        return (*clopper_pearson(c["bit_errors"], c["bits"], conf), "bits")
+    size = int(g[0]["extra"].get("block_bits") or 0)
+    if size <= 0 or any("bit_errors_sq" not in r["extra"] for r in g):
+        return math.nan, math.nan, "blocks"  # stored before the cluster term was kept
+    sq = sum(int(r["extra"]["bit_errors_sq"]) for r in g)
+    deff = equal_cluster_deff(c["blocks"], size, c["bit_errors"], sq)
+    _, lo, hi = effective_ci(c["bit_errors"], c["bits"], deff, size, conf, "cluster")
+    return lo, hi, "blocks"
 
 
 def _fmt(v):

@@ -6,6 +6,7 @@ flat dict -- the row the results store keeps.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -13,8 +14,9 @@ from functools import lru_cache
 
 import torch
 
-from ..link.cbr import cbr
+from ..link.cbr import BUDGET_FLOOR, BudgetError, cbr
 from ..link.channels import make_channel, snr_db_to_no
+from .errors import UserError
 from .metrics import resolve_metrics
 from .scenario import Scenario, validate
 from .schemes import SCHEMES
@@ -46,6 +48,27 @@ def plan_units(sc: Scenario) -> list[Unit]:
 @lru_cache(maxsize=8)
 def _scenario(blob: str) -> Scenario:
     return validate(json.loads(blob))
+
+
+def fingerprint(sc: Scenario, scheme: str, video: str = "") -> str:
+    """Hash of what a unit of ``scheme`` on ``video`` depends on
+    (:meth:`~lgvsc.sim.scenario.Scenario.unit_parameters`)."""
+    blob = json.dumps(sc.unit_parameters(scheme, video), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@lru_cache(maxsize=256)
+def _fingerprint(blob: str, scheme: str, video: str) -> str:
+    return fingerprint(_scenario(blob), scheme, video)
+
+
+def unit_fingerprints(sc: Scenario, units: list[Unit]) -> dict[str, str]:
+    """{unit_id: fingerprint} for ``units``."""
+    memo = {}
+    for u in units:
+        if (u.scheme, u.video) not in memo:
+            memo[(u.scheme, u.video)] = fingerprint(sc, u.scheme, u.video)
+    return {u.unit_id: memo[(u.scheme, u.video)] for u in units}
 
 
 @lru_cache(maxsize=32)
@@ -91,6 +114,7 @@ def run_link_unit(blob: str, unit: Unit) -> dict:
     no = snr_db_to_no(unit.snr_db)
     counts = dict(bits=0, bit_errors=0, blocks=0, block_errors=0, raw_bits=0,
                   raw_bit_errors=0, channel_uses=0, batches=0)
+    sq = 0  # sum over blocks of (bit errors in the block)^2: the BER interval's cluster term
     stop = "max_batches"
     t0 = time.perf_counter()
     while counts["batches"] < mc.max_batches:
@@ -99,7 +123,9 @@ def run_link_unit(blob: str, unit: Unit) -> dict:
         res = link(u, channel, no, gen)
         wrong = res.u_hat != u
         counts["bits"] += u.numel()
-        counts["bit_errors"] += int(wrong.sum())
+        per_block = wrong.sum(dim=1).to(torch.int64)
+        counts["bit_errors"] += int(per_block.sum())
+        sq += int(per_block.square().sum())
         counts["blocks"] += u.shape[0]
         counts["block_errors"] += int(wrong.any(dim=1).sum())
         counts["raw_bits"] += res.coded_bits
@@ -110,7 +136,8 @@ def run_link_unit(blob: str, unit: Unit) -> dict:
             stop = "target_block_errors"
             break
     return dict(asdict(unit), unit_id=unit.unit_id, seed=seed, stop_reason=stop,
-                wall_s=time.perf_counter() - t0, **counts)
+                wall_s=time.perf_counter() - t0, failed=0,
+                extra=dict(bit_errors_sq=sq, block_bits=link.k), **counts)
 
 
 def run_video_unit(blob: str, unit: Unit) -> dict:
@@ -121,25 +148,40 @@ def run_video_unit(blob: str, unit: Unit) -> dict:
     seed, gen, channel = _context(sc, unit)
     metrics = _metrics(blob)
     t0 = time.perf_counter()
-    tx = scheme.transmit(video, channel, unit.snr_db, gen)
+    try:
+        tx = scheme.transmit(video, channel, unit.snr_db, gen)
+    except BudgetError as e:
+        raise UserError(f"scheme {unit.scheme!r}, video {unit.video!r}: {e}") from None
     t1 = time.perf_counter()
     f, h, w = video.shape
     if tx.frames.shape != video.frames.shape:
         raise RuntimeError(f"scheme {unit.scheme!r} returned {tx.frames.shape[0]} frames "
                            f"of {tx.frames.shape[1:]}, expected {video.frames.shape}")
+    _check_budget(unit, scheme.target_uses(video), tx.channel_uses)
     scores = {n: m(video.frames, tx.frames) for n, m in metrics.items()}
     scores["cbr"] = cbr(tx.channel_uses, f, h, w)
     return dict(asdict(unit), unit_id=unit.unit_id, seed=seed, stop_reason="trial",
                 wall_s=time.perf_counter() - t0, channel_uses=tx.channel_uses, batches=1,
-                metrics=scores, **tx.counts,
+                metrics=scores, failed=int(tx.failed), failure=tx.failure_text() or None,
+                **tx.counts,
                 extra=dict(tx.extra, payload_bits=tx.payload_bits, frames=f, height=h,
-                           width=w, transmit_s=t1 - t0))
+                           width=w, transmit_s=t1 - t0, failed_parts=list(tx.failures)))
+
+
+def _check_budget(unit: Unit, target: int | None, spent: int) -> None:
+    """A scheme with a budget spends [BUDGET_FLOOR, 1] x it; anything else is a bug in
+    the scheme, refused rather than stored as a point at the wrong CBR."""
+    if target is not None and not BUDGET_FLOOR * target <= spent <= target:
+        raise RuntimeError(f"scheme {unit.scheme!r} spent {spent} channel uses on "
+                           f"{unit.video!r} for a budget of {target} "
+                           f"({spent / target:.3f} x, outside [{BUDGET_FLOOR}, 1])")
 
 
 def execute_unit(blob: str, unit: Unit, threads: int | None = None) -> dict:
     """Entry point for every executor. ``blob`` is the scenario as JSON."""
     if threads:
         torch.set_num_threads(threads)
-    if _scenario(blob).kind == "video":
-        return run_video_unit(blob, unit)
-    return run_link_unit(blob, unit)
+    run_unit = run_video_unit if _scenario(blob).kind == "video" else run_link_unit
+    row = run_unit(blob, unit)
+    row["params"] = _fingerprint(blob, unit.scheme, unit.video)
+    return row

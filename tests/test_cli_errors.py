@@ -1,5 +1,7 @@
 """Bad input: exit code 2 and one line on stderr naming the field or file."""
 
+import importlib.util
+import os
 import subprocess
 import sys
 
@@ -66,9 +68,29 @@ def test_valid_file_and_list(write_yaml, capsys):
     assert "4 units" in capsys.readouterr().out
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    assert "scheme: codec-ldpc, keyframe-jscc, ldpc5g, lgvsc, softcast, text-only, uncoded" in out
-    assert "executor: local, ray" in out and "scorer: classical, vlm" in out
-    assert "metric: clip, dists, lpips, ms_ssim, psnr, ssim, ssim_rgb" in out
+    lines = {ln.split(":")[0]: ln for ln in out.splitlines()}
+    for family in ("channel", "scheme", "executor", "selector", "scorer", "captioner",
+                   "side_info", "keyframe_codec", "world_model", "adapter", "metric",
+                   "modulation"):
+        assert family in lines, family
+    assert lines["scheme"].startswith("scheme: codec-ldpc, keyframe-jscc, ldpc5g, lgvsc, softcast, "
+                                      "text-only (real tier: needs a text-to-video")
+    assert "world_model: diffusers (real tier: needs a local diffusers pipeline" in out
+    if importlib.util.find_spec("opensora") is None:
+        assert ", interp, opensora (not usable here: opensora not installed)" in out
+    assert "scorer: classical, vlm (real tier: needs a local VLM folder (path:))" in out
+    assert lines["side_info"] == "side_info: grid, scalar"
+    assert lines["adapter"] == "adapter: dsa, sfa"
+    # metrics whose weights are absent say why (CI has none); the weight-free ones are plain
+    assert ", ms_ssim, psnr, ssim, ssim_rgb" in lines["metric"]
+    if not os.environ.get("LGVSC_VGG16"):
+        assert "lpips (unavailable here: VGG16 weights not found" in lines["metric"]
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith("lgvsc ")
 
 
 def test_console_script_exit_code_and_no_traceback(write_yaml):

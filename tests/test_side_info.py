@@ -140,7 +140,7 @@ def test_corrupted_bits_decode_finite(form):
 def test_factory_and_validation():
     assert set(SIDE_INFO) == {"scalar", "grid"}
     assert isinstance(make_side_info("grid", max_px=8.0), MotionGrid)
-    with pytest.raises(ValueError, match="scalar, grid"):
+    with pytest.raises(ValueError, match="valid: grid, scalar"):
         make_side_info("histogram")
     for kwargs, name in [({"pairs": 0}, "pairs"), ({"method": "x"}, "method"),
                          ({"preset": "ultra"}, "preset"), ({"grid": (0, 4)}, "grid"),

@@ -32,7 +32,7 @@ def caption_prompt(n_images: int, prompt: str) -> str:
     return "".join(f"Frame{i + 1}: {IMAGE}\n" for i in range(n_images)) + prompt
 
 
-@CAPTIONERS.register("vlm")
+@CAPTIONERS.register("vlm", weights="a local VLM folder (path:)", packages=("transformers",))
 class VLMCaptioner(Captioner):
     """Caption = greedy decoding of the model's answer, stripped.
 

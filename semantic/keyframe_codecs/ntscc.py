@@ -44,7 +44,8 @@ from .ntscc_model import NTSCCModel
 from .ntscc_sideinfo import pack_image, unpack_image
 
 
-@KEYFRAME_CODECS.register("ntscc")
+@KEYFRAME_CODECS.register("ntscc", weights="a trained checkpoint (checkpoint:)",
+                           packages=("compressai",))
 class NTSCC(KeyframeCodec):
     """NTSCC keyframe codec.
 

@@ -149,7 +149,7 @@ def _check_frame(frame) -> None:
     to_pil(frame)  # raises ValueError naming the expected uint8 [H, W, 3]
 
 
-@SCORERS.register("vlm")
+@SCORERS.register("vlm", weights="a local VLM folder (path:)", packages=("transformers",))
 class VLMScorer(Scorer):
     """PSSS from a local vision-language model (InternVL, Qwen2-VL, Qwen2.5-VL).
 

@@ -163,7 +163,8 @@ def call_default(pipe, name: str):
     return inspect.signature(pipe.__call__).parameters[name].default
 
 
-@WORLD_MODELS.register("diffusers")
+@WORLD_MODELS.register("diffusers", weights="a local diffusers pipeline folder (path:)",
+                        packages=("diffusers", "transformers"))
 class DiffusersWorldModel(WorldModel):
     """A segment from its two keyframes with an LTX / Wan FLF2V / Wan VACE pipeline.
 

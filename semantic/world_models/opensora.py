@@ -181,7 +181,8 @@ def seed_from(generator: torch.Generator) -> int:
     return int(torch.randint(0, 2**63 - 1, (1,), generator=generator))
 
 
-@WORLD_MODELS.register("opensora")
+@WORLD_MODELS.register("opensora", weights="local Open-Sora v1.2 weights (path:)",
+                        packages=("opensora",))
 class OpenSoraWorldModel(WorldModel):
     """Open-Sora v1.2 with the authors' settings (320x576, 30 rectified-flow steps, cfg 7.0).
 

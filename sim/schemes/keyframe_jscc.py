@@ -2,10 +2,12 @@
 
 Coded frames travel as analog symbols (plus their side-info bits over the
 digital pipe); the frames between two coded ones repeat the last decoded
-frame. ``target_cbr`` is the CBR of each *coded* frame: the codec gets
-``target_cbr x 3 H W`` channel uses per frame, side info included. The
-trial's CBR (channel uses / 3HWF) is therefore ``target_cbr / every``.
-Gives PSNR-vs-SNR and PSNR-vs-CBR curves like NTSCC's paper.
+frame. ``target_cbr`` is the CBR of the whole clip, as everywhere in lgvsc:
+``target_cbr x 3HWF`` channel uses, split evenly over the coded frames (side
+info included), spent by the codec to within [0.97, 1]. With ``every: 1``
+each frame's own CBR equals ``target_cbr``. A budget that leaves a coded
+frame too few channel uses is refused (:class:`BudgetError`), never sent as
+black frames. Gives PSNR-vs-SNR and PSNR-vs-CBR curves like NTSCC's paper.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field, field_validator
 
+from ...link.cbr import BudgetError, cbr
 from ...link.registry import UnknownComponentError
 from ...semantic.keyframe_codecs import KEYFRAME_CODECS, make_keyframe_codec
 from . import SCHEMES, SchemeConfig
@@ -24,7 +27,7 @@ from .transmission import Transmission, VideoScheme
 class KeyframeJSCCConfig(SchemeConfig):
     codec: dict[str, Any] = Field(description="{type: <keyframe codec>, ...its settings}")
     every: int = Field(1, gt=0, description="code every k-th frame")
-    target_cbr: float = Field(gt=0, description="CBR of each coded frame")
+    target_cbr: float = Field(gt=0, description="CBR of the clip (channel uses / 3HWF)")
 
     @field_validator("codec")
     @classmethod
@@ -53,13 +56,23 @@ class KeyframeJSCC(VideoScheme):
     def transmit(self, video, channel, snr_db, generator):
         f, h, w = video.shape
         idx = list(range(0, f, self.cfg.every))
-        budget = int(self.cfg.target_cbr * 3 * h * w)
-        coded = self.codec.transmit(video.frames[idx], budget, channel, snr_db, generator)
+        total = self.target_uses(video)
+        budget = total // len(idx)
+        if budget <= 0:
+            raise BudgetError(f"target_cbr {self.cfg.target_cbr:g} gives {total} channel uses "
+                              f"for {len(idx)} coded frames: none per frame; target_cbr >= "
+                              f"{cbr(len(idx), f, h, w):.3g} or a larger 'every' would")
+        try:
+            coded = self.codec.transmit(video.frames[idx], budget, channel, snr_db, generator)
+        except BudgetError as e:
+            raise BudgetError(f"{len(idx)} coded frames get {budget} channel uses each "
+                              f"(target_cbr {self.cfg.target_cbr:g}): {e}") from None
         out = np.empty_like(video.frames)
         for n, i in enumerate(idx):
             out[i:i + self.cfg.every] = coded.images[n]
         tx = Transmission(out, coded.analog_uses, extra=dict(
-            coded_frames=len(idx), analog_uses=coded.analog_uses, side_bits=coded.side_bits))
+            coded_frames=len(idx), analog_uses=coded.analog_uses, side_bits=coded.side_bits,
+            keyframe_cbr=cbr(coded.channel_uses, len(idx), h, w)))
         if coded.digital is not None:
             tx.add_digital(coded.digital, coded.side_bits, "codec side bits")
         return tx

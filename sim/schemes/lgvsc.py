@@ -7,14 +7,18 @@ adapter). A preset picks the embedded components (classical scorer,
 ``softcast-image`` keyframes, ``interp`` world model) unless one is given,
 e.g. ``scorer: {type: vlm, path: ...}`` or ``world_model: {type: diffusers, path: ...}``.
 
-Budget: ``target_cbr x 3HWF`` channel uses in all. ``keyframes`` (K, the
-paper's 3-4 per video) sets SKIM's segment count and SKEM's calibrated
-threshold -- or, with ``keyframe_cbr``, K is the most keyframes of that
-per-image CBR that fit ``target_cbr`` with their side info
+Budget: ``target_cbr x 3HWF`` channel uses in all, spent to within
+[0.97, 1] (or the trial is refused with a one-line :class:`BudgetError`).
+``keyframes`` (K, the paper's 3-4 per video) sets SKIM's segment count and
+SKEM's calibrated threshold -- or, with ``keyframe_cbr``, K is the most
+keyframes of that per-image CBR that fit ``target_cbr`` with their side info
 (:func:`~lgvsc.semantic.transmitter.keyframes_for_budget`). Captions and side
 info go over the digital pipe first, and the rest is split evenly over the K
-keyframes as the keyframe codec's budget.
-CBR per trial = (keyframe uses + caption and side-info uses) / (3HWF).
+keyframes as the keyframe codec's budget, which the codec spends.
+CBR per trial = (keyframe uses + caption and side-info uses) / (3HWF); the
+CBR per keyframe (keyframe uses / 3HW, ``keyframe_cbr`` in the summary) is
+what the keyframe codec worked with (the paper's operating point gives
+~0.04-0.18).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
+from ...link.cbr import BudgetError, cbr
 from ...link.channels import snr_db_to_no
 from ...link.digital import DigitalPipe
 from ...semantic.adapters import make_adapter
@@ -132,15 +137,37 @@ class LGVSC(VideoScheme):
         return self._plans[key]
 
     # -- one trial -----------------------------------------------------------
+    def keyframe_budget(self, video, p: TransmitPlan) -> int:
+        """Channel uses per keyframe: what ``target_cbr x 3HWF`` leaves after the
+        captions and side info, split evenly over the keyframes."""
+        total = self.target_uses(video)
+        cap = self.digital.channel_uses(p.caption_bits.numel())
+        side = self.digital.channel_uses(p.side_bits.numel())
+        k = len(p.keyframes)
+        per_kf = (total - cap - side) // k
+        if per_kf <= 0:
+            f, h, w = video.shape
+            raise BudgetError(
+                f"target_cbr {self.cfg.target_cbr:g} gives {total} channel uses, but the "
+                f"captions ({cap} uses) and side info ({side}) alone take {cap + side}, "
+                f"leaving nothing for the {k} keyframes; target_cbr > "
+                f"{cbr(cap + side + k, f, h, w):.3g} is needed at the very least")
+        return per_kf
+
     def transmit(self, video, channel, snr_db, generator):
         p = self.plan(video)
         f, h, w = video.shape
         no = snr_db_to_no(snr_db)
+        kf_budget = self.keyframe_budget(video, p)
         cap_rx = self.digital(p.caption_bits, channel, no, generator)
         side_rx = self.digital(p.side_bits, channel, no, generator)
-        digital_uses = cap_rx.channel_uses + side_rx.channel_uses
-        kf_budget = max(0, int(self.cfg.target_cbr * 3 * h * w * f) - digital_uses) // len(p.keyframes)
-        coded = self.codec.transmit(video.frames[p.keyframes], kf_budget, channel, snr_db, generator)
+        try:
+            coded = self.codec.transmit(video.frames[p.keyframes], kf_budget, channel, snr_db,
+                                        generator)
+        except BudgetError as e:
+            raise BudgetError(f"the {len(p.keyframes)} keyframes get {kf_budget} channel uses "
+                              f"each (target_cbr {self.cfg.target_cbr:g} after captions and side "
+                              f"info): {e}") from None
         decoded = dict(zip(p.keyframes, coded.images))
         captions = decode_texts(cap_rx.bits, len(p.segments))
         descs = self._side_from_bits(side_rx.bits, len(p.segments))
@@ -150,9 +177,10 @@ class LGVSC(VideoScheme):
                              self.adapter, generator)
         tx = Transmission(frames, coded.analog_uses, extra=dict(
             keyframes=p.keyframes, threshold=p.selection.threshold, keyframe_budget=kf_budget,
-            keyframe_uses=coded.channel_uses, caption_uses=cap_rx.channel_uses,
-            side_uses=side_rx.channel_uses, captions_sent=p.captions,
-            captions_received=captions))
+            keyframe_uses=coded.channel_uses,
+            keyframe_cbr=cbr(coded.channel_uses, len(p.keyframes), h, w),
+            caption_uses=cap_rx.channel_uses, side_uses=side_rx.channel_uses,
+            captions_sent=p.captions, captions_received=captions))
         for res, nbits, part in ((cap_rx, p.caption_bits.numel(), "captions"),
                                  (side_rx, p.side_bits.numel(), "side info")):
             tx.add_digital(res, int(nbits), part)
@@ -182,7 +210,8 @@ class TextOnlyConfig(SchemeConfig):
     modulation: Modulation = "qpsk"
 
 
-@SCHEMES.register("text-only")
+@SCHEMES.register("text-only", weights="a text-to-video world model "
+                  "(world_model: {type: diffusers, path: ...})")
 class TextOnly(VideoScheme):
     """The caption alone, rebuilt by a text-to-video model (real tier only)."""
 
@@ -210,7 +239,7 @@ class TextOnly(VideoScheme):
 
     def transmit(self, video, channel, snr_db, generator):
         f, h, w = video.shape
-        caption = (video.captions[0] if video.captions else "")
+        caption = " ".join(video.captions)  # one prompt for the clip: every shot, in order
         bits = encode_texts([caption])
         rx = self.digital(bits, channel, snr_db_to_no(snr_db), generator)
         text = decode_texts(rx.bits, 1)[0]

@@ -32,6 +32,11 @@ class LinkScheme(Scheme):
     def shannon_limit_db(self) -> float | None:
         return None
 
+    def independent_bit_errors(self, channel: str) -> bool:
+        """True when bit errors are independent across the bits of a block on
+        ``channel`` (then the BER interval is over bits, else over blocks)."""
+        return False
+
 
 class UncodedConfig(SchemeConfig):
     modulation: Modulation = "qpsk"
@@ -71,6 +76,11 @@ class Uncoded(LinkScheme):
         bler = (theory.bler_uncoded_awgn(self.cfg.modulation, snr_db, self.cfg.k)
                 if channel == "awgn" else None)  # fading: depends on the coherence length
         return {"ber": ber, "bler": bler}
+
+    def independent_bit_errors(self, channel):
+        # hard decisions on independent noise; the two bits of a QPSK symbol sit on
+        # orthogonal axes, higher QAM shares axes and fading shares the gain
+        return channel == "awgn" and self.cfg.modulation in ("bpsk", "qpsk")
 
 
 class LDPCConfig(SchemeConfig):

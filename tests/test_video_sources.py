@@ -56,3 +56,99 @@ def test_bad_sources_are_user_errors(tmp_path, spec, match):
 def test_size_must_be_even():
     with pytest.raises(ValueError, match="even"):
         VideoSpec(source="builtin:bikes", size=(63, 64))
+
+
+# ------------------------------------------------- builtin clips' per-shot captions
+
+BIKES_SHOTS = (0, 30, 76, 137, 187, 242)  # hard cuts, checked by eye (tests/test_keyframes.py)
+
+
+def test_builtin_caption_table_matches_the_clips():
+    import av
+
+    from lgvsc.sim.video import BUILTIN_FILES, builtin_path, builtin_shots
+
+    counts = {"bikes": 6, "bigbuckbunny": 1, "carphone": 1}
+    assert set(counts) == set(BUILTIN_FILES)
+    for name, n in counts.items():
+        total, shots = builtin_shots(name)
+        with av.open(str(builtin_path(name))) as c:  # container metadata, nothing decoded
+            assert c.streams.video[0].frames == total
+        assert len(shots) == n and shots[0][0] == 0
+        assert all(8 <= len(cap.split()) <= 20 for _, cap in shots)
+        assert len({cap for _, cap in shots}) == n
+    assert tuple(s for s, _ in builtin_shots("bikes")[1]) == BIKES_SHOTS
+
+
+def test_builtin_captions_are_package_data():
+    """A non-editable install ships the JSON (setup.cfg's package_data covers it)."""
+    import configparser
+    from fnmatch import fnmatch
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = configparser.ConfigParser()
+    cfg.read(root / "setup.cfg")
+    patterns = [p.strip() for p in cfg["options.package_data"]["lgvsc.sim"].replace(",", "\n")
+                .split() if p.strip()]
+    for f in ("data/builtin_captions.json", "data/table1_h26x_ldpc.csv"):
+        assert (root / "sim" / f).exists() and any(fnmatch(f, p) for p in patterns), f
+
+
+@pytest.mark.parametrize("name", ["bigbuckbunny", "carphone"])
+def test_single_shot_builtins_get_one_caption(name):
+    from lgvsc.sim.video import builtin_shots
+
+    v = load_video(VideoSpec(source=f"builtin:{name}", frames=3, start=5, size=(32, 48)))
+    assert v.captions == (builtin_shots(name)[1][0][1],) and v.boundaries == ()
+
+
+def _cut_strength(frames, b):
+    """Mean absolute difference across frame b-1 -> b, relative to the clip's median step."""
+    d = np.abs(np.diff(frames.astype(np.int16), axis=0)).mean(axis=(1, 2, 3))
+    return d[b - 1] / np.median(d)
+
+
+def test_bikes_default_captions_follow_the_selected_frames():
+    from lgvsc.semantic.captioners import GivenCaption
+    from lgvsc.sim.video import builtin_shots
+
+    caps = [c for _, c in builtin_shots("bikes")[1]]
+    v = load_video(VideoSpec(source="builtin:bikes", frames=64, size=(34, 80)))
+    assert v.captions == tuple(caps[:2]) and v.boundaries == (30,)
+    assert _cut_strength(v.frames, 30) > 5
+    # start/stride: source frame s -> clip index ceil((s - start) / stride)
+    v = load_video(VideoSpec(source="builtin:bikes", start=100, stride=2, frames=45,
+                             size=(34, 80)))  # source frames 100, 102, ..., 188
+    assert v.captions == tuple(caps[2:5]) and v.boundaries == (19, 44)
+    assert all(_cut_strength(v.frames, b) > 5 for b in v.boundaries)
+    given = GivenCaption(v.captions, v.boundaries)  # what the LGVSC transmitter sends
+    assert given.caption(None, 0, 19) == caps[2]
+    assert given.caption(None, 19, 44) == caps[3]
+    assert given.caption(None, 40, 45) == f"{caps[3]}; then {caps[4]}"
+
+
+def test_shots_outside_the_selection_are_dropped():
+    from lgvsc.sim.video import builtin_shots, map_shots
+
+    shots = builtin_shots("bikes")[1]
+    caps = [c for _, c in shots]
+    v = load_video(VideoSpec(source="builtin:bikes", start=243, size=(34, 80)))
+    assert len(v.frames) == 7 and v.captions == (caps[5],) and v.boundaries == ()
+    assert map_shots(shots, 0, 1, 250) == (tuple(caps), BIKES_SHOTS[1:])
+    assert map_shots(shots, 0, 1, 30) == ((caps[0],), ())
+    assert map_shots(shots, 29, 1, 2) == (tuple(caps[:2]), (1,))
+    assert map_shots(shots, 140, 1, 40) == ((caps[3],), ())
+    # every 16th frame: 0, 16, ..., 240 -- the last shot (242-249) has no frame
+    assert map_shots(shots, 0, 16, 16) == (tuple(caps[:5]), (2, 5, 9, 12))
+    assert map_shots(shots, 0, 5, 50) == (tuple(caps), (6, 16, 28, 38, 49))
+
+
+def test_user_caption_overrides_builtin_shots(tmp_path):
+    spec = dict(source="builtin:bikes", frames=40, size=(34, 80))
+    v = load_video(VideoSpec(**spec, caption="my own caption"))
+    assert v.captions == ("my own caption",) and v.boundaries == ()
+    assert load_video(VideoSpec(**spec, caption="")).captions == ()
+    (tmp_path / "caps.json").write_text(json.dumps({"bikes": "from a sidecar"}))
+    v = load_video(VideoSpec(**spec, captions="caps.json"), base_dir=tmp_path)
+    assert v.captions == ("from a sidecar",) and v.boundaries == ()

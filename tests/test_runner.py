@@ -124,3 +124,59 @@ def test_local_pool_and_ray_match_in_process(tmp_path, write_yaml):
     ref = _summary(outs["inproc"])
     assert _summary(outs["pool"]) == ref
     assert _summary(outs["ray"]) == ref
+
+
+def _rows(out):
+    with sqlite3.connect(out / "results.sqlite") as db:
+        return {r[0]: r[1:] for r in db.execute(
+            "SELECT unit_id, finished_at, wall_s, bit_errors, params FROM units")}
+
+
+def test_extending_a_sweep_runs_only_the_new_units(tmp_path):
+    out = tmp_path / "r"
+    run(validate(small_link_scenario()), out, progress=False)
+    before = _rows(out)
+    grown = small_link_scenario(
+        channel={"type": "awgn", "snr_db": [2.0, 5.0, 7.0]},
+        schemes=small_link_scenario()["schemes"]
+        + [{"name": "LDPC 3/4", "type": "ldpc5g", "k": 128, "rate": 0.75, "modulation": "qpsk",
+            "iterations": 10}])
+    run(validate(grown), out, progress=False)
+    after = _rows(out)
+    assert len(after) == 9 and all(after[u] == before[u] for u in before)  # untouched
+    assert {r["scheme"] for r in _summary(out)} == {"QPSK uncoded", "LDPC", "LDPC 3/4"}
+    # shrinking the sweep keeps the stored units but summarises only the planned ones
+    run(validate(small_link_scenario(channel={"type": "awgn", "snr_db": [5.0]})), out,
+        progress=False)
+    assert len(_rows(out)) == 9 and [r["snr_db"] for r in _summary(out)] == ["5", "5"]
+
+
+def test_changed_scheme_discards_only_its_units_with_fresh(tmp_path, write_yaml, capsys):
+    out = tmp_path / "r"
+    run(validate(small_link_scenario()), out, progress=False)
+    before = _rows(out)
+    changed = small_link_scenario()
+    changed["schemes"][1]["iterations"] = 5
+    path = write_yaml(changed)
+    assert main(["run", str(path), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "2 stored units" in err and "changed: schemes[LDPC]" in err
+    assert "the other 2 stored units are kept" in err
+    assert main(["run", str(path), "--out", str(out), "--fresh", "--no-progress"]) == 0
+    after = _rows(out)
+    for uid in before:
+        assert (after[uid] == before[uid]) == uid.startswith("QPSK uncoded|")
+
+
+def test_schema_1_store_is_upgraded_in_place(tmp_path):
+    out = tmp_path / "r"
+    sc = validate(small_link_scenario())
+    run(sc, out, progress=False)
+    ref = _summary(out)
+    with sqlite3.connect(out / "results.sqlite") as db:  # back to schema 1's columns
+        for col in ("failed", "failure", "params"):
+            db.execute(f"ALTER TABLE units DROP COLUMN {col}")
+    run(sc, out, progress=False)  # upgrades, fills the fingerprints, recomputes nothing
+    assert len(_rows(out)) == 4 and _summary(out) == ref
+    assert all(p for *_, p in _rows(out).values())

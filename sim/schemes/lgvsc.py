@@ -23,6 +23,7 @@ what the keyframe codec worked with (the paper's operating point gives
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -31,18 +32,19 @@ from pydantic import Field, model_validator
 from ...link.cbr import BudgetError, cbr
 from ...link.channels import snr_db_to_no
 from ...link.digital import DigitalPipe
+from ...link.registry import Registry
 from ...semantic.adapters import make_adapter
 from ...semantic.calibration import CalibratedSKEM
-from ...semantic.captioners import GivenCaption, make_captioner
-from ...semantic.keyframe_codecs import make_keyframe_codec
+from ...semantic.captioners import CAPTIONERS, GivenCaption, make_captioner
+from ...semantic.keyframe_codecs import KEYFRAME_CODECS, make_keyframe_codec
 from ...semantic.psss import DEFAULT_FOCUS
 from ...semantic.receiver import reconstruct
-from ...semantic.scorers import make_scorer
+from ...semantic.scorers import SCORERS, make_scorer
 from ...semantic.selectors import SKEM, SKIM
 from ...semantic.side_info import make_side_info
 from ...semantic.text_bits import decode_texts, encode_texts
 from ...semantic.transmitter import TransmitPlan, Transmitter, keyframes_for_budget
-from ...semantic.world_models import make_world_model
+from ...semantic.world_models import WORLD_MODELS, make_world_model
 from . import SCHEMES, SchemeConfig
 from .fields import Modulation, Rate
 from .transmission import Transmission, VideoScheme
@@ -78,6 +80,27 @@ class LGVSCConfig(SchemeConfig):
         return self
 
 
+def component_warnings(name: str, specs: dict[str, tuple[dict, Registry]]) -> list[str]:
+    """Warnings for the components of scheme ``name`` that cannot run here:
+    packages not installed, or weights whose ``path`` / ``checkpoint`` is not a
+    local folder or file (it must then be a repo id in the Hugging Face cache)."""
+    out = []
+    for field, (spec, registry) in specs.items():
+        kind = spec.get("type")
+        if kind not in registry:
+            continue
+        req = registry.requirements(kind)
+        missing = req.missing_packages()
+        if missing:
+            out.append(f"{name}: {field} {kind!r} cannot run here ({', '.join(missing)} not "
+                       "installed)")
+        where = spec.get("path") or spec.get("checkpoint")
+        if req.weights and where and not Path(str(where)).exists():
+            out.append(f"{name}: {field} {kind!r} needs {req.weights}; {where!r} is not a local "
+                       "folder or file here, so it must be a repo id in the Hugging Face cache")
+    return out
+
+
 def _component(spec: dict, make, what: str):
     params = {k: v for k, v in spec.items() if k != "type"}
     try:
@@ -100,6 +123,13 @@ class LGVSC(VideoScheme):
         self.adapter = make_adapter("sfa", length=cfg.sfa_length) if cfg.adapter == "sfa" \
             else make_adapter("dsa")
         self._plans: dict = {}
+
+    @classmethod
+    def warnings(cls, cfg, snrs):
+        return component_warnings(cfg.name, {
+            "scorer": (cfg.scorer, SCORERS), "captioner": (cfg.captioner, CAPTIONERS),
+            "keyframe_codec": (cfg.keyframe_codec, KEYFRAME_CODECS),
+            "world_model": (cfg.world_model, WORLD_MODELS)})
 
     # -- transmitter ---------------------------------------------------------
     def _captioner(self, video):
@@ -236,6 +266,11 @@ class TextOnly(VideoScheme):
                     "world_model: {type: diffusers, path: <an LTX pipeline>} (the embedded tier "
                     "has no text-to-video model)")
         return check(spec.get("path"), spec.get("pipeline", "auto"))
+
+    @classmethod
+    def warnings(cls, cfg, snrs):
+        return component_warnings(cfg.name, {"captioner": (cfg.captioner, CAPTIONERS),
+                                             "world_model": (cfg.world_model, WORLD_MODELS)})
 
     def transmit(self, video, channel, snr_db, generator):
         f, h, w = video.shape

@@ -19,8 +19,8 @@ import torch
 from sionna.phy.fec.crc import CRCDecoder, CRCEncoder
 
 from .channels import Channel
-from .code import (LDPC_MAX_K, LDPC_MIN_RATE, LDPCCode, NoCode, ldpc_codeword_length,
-                   max_block_for_rate)
+from .code import (LDPC_MAX_K, LDPC_MAX_RATE, LDPC_MIN_K, LDPC_MIN_RATE, LDPCCode, NoCode,
+                   ldpc_codeword_length, max_block_for_rate)
 from .modem import Modem, bits_per_symbol
 
 CRC_LENGTHS = {"none": 0, "CRC24A": 24, "CRC24B": 24, "CRC24C": 24, "CRC16": 16,
@@ -100,9 +100,10 @@ class DigitalPipe:
 
     :param modulation: ``bpsk | qpsk | qam16 | qam64 | qam256``.
     :param coding: ``"ldpc5g"`` or ``"uncoded"``.
-    :param rate: LDPC code rate (ignored when uncoded).
+    :param rate: LDPC code rate in [1/5, 0.95] (ignored when uncoded).
     :param max_block: Largest code block in info bits, CRC included (<= 8448; capped
-        at 3840 for rates <= 1/4, where 5G uses base graph 2).
+        by :func:`~lgvsc.link.code.max_block_for_rate`: 3840 at rates <= 1/4 and
+        3824 below 1/3, where 5G must use base graph 2).
     :param crc: Per-block CRC polynomial (Sionna names) or ``"none"``.
     :param iterations: BP iterations.
     :param cn_update: check-node rule (see :class:`~lgvsc.link.code.LDPCCode`).
@@ -119,9 +120,9 @@ class DigitalPipe:
         self.crc_len = CRC_LENGTHS[crc]
         if not self.crc_len + 1 <= max_block <= LDPC_MAX_K:
             raise ValueError(f"max_block must be in [{self.crc_len + 1}, {LDPC_MAX_K}], got {max_block}")
-        if coding == "ldpc5g" and not LDPC_MIN_RATE <= rate < 1:
-            raise ValueError(f"rate must be in [{LDPC_MIN_RATE}, 1), got {rate}")
-        if coding == "ldpc5g":  # base graph 2 (rates <= 1/4) stops at 3840 bits
+        if coding == "ldpc5g" and not LDPC_MIN_RATE <= rate <= LDPC_MAX_RATE:
+            raise ValueError(f"rate must be in [{LDPC_MIN_RATE}, {LDPC_MAX_RATE}], got {rate}")
+        if coding == "ldpc5g":  # below rate 1/3 only base graph 2 works: <= 3840 / 3824 bits
             max_block = min(max_block, max_block_for_rate(rate))
         self.coding, self.rate, self.max_block, self.crc = coding, rate, max_block, crc
         self.iterations, self.cn_update = iterations, cn_update
@@ -132,7 +133,12 @@ class DigitalPipe:
 
     # -- segmentation -------------------------------------------------------
     def segmentation(self, num_bits: int) -> tuple[int, int]:
-        """(number of blocks C, payload bits per block) for a ``num_bits`` payload."""
+        """(number of blocks C, payload bits per block) for a ``num_bits`` payload.
+
+        C = ceil(L / (max_block - crc)) equal blocks of ceil(L / C) payload bits,
+        the last padded with known filler. An LDPC block (CRC included) has at
+        least 12 bits, the smallest 5G block; an uncoded one fills whole symbols.
+        """
         if num_bits == 0:
             return 0, 0
         per_block = self.max_block - self.crc_len
@@ -140,6 +146,8 @@ class DigitalPipe:
         kp = math.ceil(num_bits / c)
         if self.coding == "uncoded":  # whole symbols per block
             kp = math.ceil((kp + self.crc_len) / self.m) * self.m - self.crc_len
+        else:
+            kp = max(kp, LDPC_MIN_K - self.crc_len)
         return c, kp
 
     def channel_uses(self, num_bits: int) -> int:

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field
 
-from ...link.code import LDPC_MIN_RATE
+from ...link.code import LDPC_MAX_RATE, LDPC_MIN_RATE
 from ...link.modem import MODULATIONS
 
 Modulation = Literal[tuple(MODULATIONS)]  # type: ignore[valid-type]
@@ -23,5 +23,5 @@ def parse_rate(v):
     return v
 
 
-#: an LDPC code rate in [1/5, 1), given as a number or "a/b"
-Rate = Annotated[float, BeforeValidator(parse_rate), Field(ge=LDPC_MIN_RATE, lt=1)]
+#: an LDPC code rate in [1/5, 0.95], given as a number or "a/b"
+Rate = Annotated[float, BeforeValidator(parse_rate), Field(ge=LDPC_MIN_RATE, le=LDPC_MAX_RATE)]

@@ -123,7 +123,7 @@ def test_text_only_is_unavailable_on_the_embedded_tier(tmp_path, capsys):
                                {"name": "S", "type": "softcast", "target_cbr": 0.01, "gop": 4}]})
     out = run(sc, tmp_path / "r", progress=False)
     err = capsys.readouterr().err
-    assert err.count("scheme 'Text-Only' unavailable") == 1 and "text-to-video" in err
+    assert err.count("scheme 'Text-Only' cannot run here") == 1 and "text-to-video" in err
     rows = list(csv.DictReader(open(out / "summary.csv")))
     assert {r["scheme"] for r in rows} == {"S"}  # no made-up video
 

@@ -33,7 +33,7 @@ CASES = [
     (_bad(**{"channel.type": "awgm"}), ["channel.type", "awgn, rayleigh, rician"]),
     (_bad(**{"channel.snr_db": "0, 2, 4"}), ["channel.snr_db", "valid list"]),
     (_bad(**{"seed": _DELETE, "name": _DELETE}), ["name", "missing required field"]),
-    (_bad(**{"schemes.1.rate": 1.5}), ["schemes[1].rate", "less than 1"]),
+    (_bad(**{"schemes.1.rate": 1.5}), ["schemes[1].rate", "less than or equal to 0.95"]),
     (_bad(**{"schemes.1.ratee": 0.5}), ["schemes[1].ratee", "unknown key"]),
     (_bad(**{"channel.coherence": 0, "channel.type": "rayleigh"}), ["channel", "coherence"]),
     (_bad(**{"channel.k_factor": 2}), ["channel.k_factor", "unknown key for channel 'awgn'"]),

@@ -55,6 +55,11 @@ def save_figure(fig, out_dir: Path, stem: str) -> list[Path]:
     return paths
 
 
+def _legend(ax, fontsize=7) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=fontsize)
+
+
 def _num(v):
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
 
@@ -81,12 +86,22 @@ def _points(pts, metric, failure, x_key):
     return out
 
 
+def _dodge(groups, x_key: str) -> dict[str, float]:
+    """Small SNR offsets per scheme so that interval bars do not hide each other."""
+    if x_key != "snr_db":
+        return dict.fromkeys(groups, 0.0)
+    n = len(groups)
+    return {name: 0.06 * (i - (n - 1) / 2) for i, name in enumerate(groups)}
+
+
 def _metric_panel(ax, groups, colors, metric, failure, x_key="snr_db"):
+    dodge = _dodge(groups, x_key)
     for name, pts in groups.items():
         p = _points(pts, metric, failure, x_key)
         if not p:
             continue
-        x, y = np.array([q[0] for q in p], float), np.array([q[1] for q in p], float)
+        x = np.array([q[0] for q in p], float) + dodge[name]
+        y = np.array([q[1] for q in p], float)
         lo = np.array([np.nan if q[2] is None else q[2] for q in p], float)
         hi = np.array([np.nan if q[3] is None else q[3] for q in p], float)
         err = np.nan_to_num(np.vstack([y - lo, hi - y]), nan=0.0)
@@ -108,12 +123,13 @@ def _note(failure: str) -> str:
 
 
 def _outage_panel(ax, groups, colors):
+    dodge = _dodge(groups, "snr_db")
     for name, pts in groups.items():
         p = [(r["snr_db"], r["outage"], r.get("outage_lo"), r.get("outage_hi")) for r in pts
              if _num(r.get("outage")) is not None]
         if not p:
             continue
-        x, y = np.array([q[0] for q in p]), np.array([q[1] for q in p])
+        x, y = np.array([q[0] for q in p]) + dodge[name], np.array([q[1] for q in p])
         lo = np.array([q[2] if _num(q[2]) is not None else q[1] for q in p])
         hi = np.array([q[3] if _num(q[3]) is not None else q[1] for q in p])
         ax.errorbar(x, y, yerr=[y - lo, hi - y], fmt="o-", ms=4, capsize=3, color=colors[name],
@@ -132,14 +148,14 @@ def fig3(rows, schemes, metrics, out_dir: Path, title: str, failure: str) -> lis
         _metric_panel(ax, groups, colors, m, failure)
         ax.set_xlabel("SNR [dB]")
         ax.set_title(f"{title}: {m.upper()}")
-        ax.legend(fontsize=7)
+        _legend(ax)
         fig.text(0.01, 0.01, _note(failure), fontsize=5.5)
         fig.tight_layout(rect=(0, 0.03, 1, 1))
         paths += save_figure(fig, out_dir, f"fig3_{m}")
     fig, ax = plt.subplots(figsize=(5.2, 4.2))
     _outage_panel(ax, groups, colors)
     ax.set_title(f"{title}: outage (failed trials / trials)")
-    ax.legend(fontsize=7)
+    _legend(ax)
     fig.tight_layout()
     paths += save_figure(fig, out_dir, "outage")
     n = len(shown_metrics) + 1
@@ -148,7 +164,7 @@ def fig3(rows, schemes, metrics, out_dir: Path, title: str, failure: str) -> lis
         _metric_panel(ax, groups, colors, m, failure)
         ax.set_xlabel("SNR [dB]")
     _outage_panel(axes[0][-1], groups, colors)
-    axes[0][0].legend(fontsize=7)
+    _legend(axes[0][0])
     fig.suptitle(title)
     fig.text(0.01, 0.01, _note(failure), fontsize=7)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
@@ -165,7 +181,7 @@ def quality_vs(rows, schemes, metrics, out_dir: Path, title: str, failure: str) 
         ax.set_xscale("log")
         ax.set_xlabel("CBR (channel uses / 3HWF)")
         ax.set_title(f"{title}: {m.upper()} vs CBR")
-        ax.legend(fontsize=7)
+        _legend(ax)
         fig.text(0.01, 0.01, _note(failure), fontsize=5.5)
         fig.tight_layout(rect=(0, 0.03, 1, 1))
         paths += save_figure(fig, out_dir, f"quality_vs_cbr_{m}")
@@ -184,7 +200,7 @@ def quality_vs(rows, schemes, metrics, out_dir: Path, title: str, failure: str) 
             ax.set_xlabel(f"{label} (0 drawn at 1e-7)")
             ax.grid(True, which="both", alpha=0.3)
         axes[0].set_ylabel(m.upper())
-        axes[0].legend(fontsize=7)
+        _legend(axes[0])
         fig.suptitle(f"{title}: {m.upper()} vs measured BER")
         fig.text(0.01, 0.01, _note(failure), fontsize=7)
         fig.tight_layout(rect=(0, 0.04, 1, 1))

@@ -1,3 +1,3 @@
 """Scenarios, runner, schemes, results store, plots and the CLI."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -141,6 +141,14 @@ class BudgetUnfit(BudgetError):
         super().__init__(msg)
         self.needed, self.usable = needed, usable
 
+    def explain(self, head: str, budget: int, more: str, less: str) -> str:
+        """One line for a user: ``head`` (what the budget is), why it does not fit, and
+        ``more`` / ``less``: the setting that would (for too small / too large)."""
+        if budget < self.needed:
+            return (f"{head} but the power scale and one analog symbol alone need "
+                    f"{self.needed} ({more} would)")
+        return f"{head} but sending every coefficient spends at most {self.usable} ({less} would)"
+
 
 # -- lambda quantisation -----------------------------------------------------
 def code_range(step: float = LAMBDA_STEP) -> tuple[int, int]:

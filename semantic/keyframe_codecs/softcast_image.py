@@ -109,9 +109,6 @@ class SoftCastImage(KeyframeCodec):
 
 def _budget_message(shape, budget_uses: int, e: lin.BudgetUnfit) -> str:
     h, w = shape[:2]
-    head = f"softcast-image: budget_uses {budget_uses} per {h}x{w} image"
-    if budget_uses < e.needed:
-        return (f"{head} is too small: the power scale and one analog symbol alone need "
-                f"{e.needed} (budget_uses >= {e.needed} would)")
-    return (f"{head} is too large: sending every coefficient spends at most {e.usable} "
-            f"(budget_uses <= {int(e.usable / BUDGET_FLOOR)} would)")
+    return e.explain(f"softcast-image: budget_uses {budget_uses} per {h}x{w} image", budget_uses,
+                     f"budget_uses >= {e.needed}",
+                     f"budget_uses <= {int(e.usable / BUDGET_FLOOR)}")

@@ -125,12 +125,10 @@ class SoftCast(VideoScheme):
     def _budget_message(self, video, budget: int, e: lin.BudgetUnfit) -> str:
         f, h, w = video.shape
         total, t = 3 * f * h * w, self.cfg.target_cbr
-        head = f"softcast: target_cbr {t:g} leaves {budget} channel uses for {video.name!r}"
-        if budget < e.needed:
-            return (f"{head} but the power scale and one analog symbol alone need {e.needed} "
-                    f"(target_cbr >= {cbr_at_least(e.needed, total):.3g} would)")
-        return (f"{head} but sending every coefficient spends at most {e.usable} "
-                f"(target_cbr <= {cbr_at_most(e.usable, total):.3g} would)")
+        return e.explain(f"softcast: target_cbr {t:g} leaves {budget} channel uses for "
+                         f"{video.name!r}", budget,
+                         f"target_cbr >= {cbr_at_least(e.needed, total):.3g}",
+                         f"target_cbr <= {cbr_at_most(e.usable, total):.3g}")
 
     def transmit(self, video, channel, snr_db, generator):
         p = self.plan(video)

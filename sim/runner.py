@@ -74,24 +74,24 @@ def open_store(sc: Scenario, out: Path, fresh: bool = False) -> tuple[ResultsSto
     store = ResultsStore(out / STORE_NAME)
     try:
         old = _stored_scenario(store.get_meta("scenario"))
-        stored = store.unit_params()
-        unknown = [u for u, p in stored.items() if p is None]
-        if unknown:  # an upgraded store: its units were computed with the stored scenario
-            if old is None:
-                raise UserError(f"{out / STORE_NAME}: units without parameters and no readable "
-                                "scenario; rerun with --out to write elsewhere")
-            store.set_params(_old_fingerprints(old, unknown))
-            stored = store.unit_params()
+        stored = _known_params(store, old, out)
         units = plan_units(sc)
         want = unit_fingerprints(sc, units)
-        stale = [u for u in units if u.unit_id in stored and stored[u.unit_id] != want[u.unit_id]]
+        versions = store.unit_versions()
+        other = sorted({versions[u.unit_id] for u in units
+                        if u.unit_id in versions and versions[u.unit_id] != __version__})
+        stale = [u for u in units if u.unit_id in stored and (
+            stored[u.unit_id] != want[u.unit_id] or versions[u.unit_id] != __version__)]
         if stale and not fresh:
             kept = len(stored) - len(stale)
+            changed = ", ".join(([_changed(old, sc, stale)] if any(
+                stored[u.unit_id] != want[u.unit_id] for u in stale) else [])
+                + [f"computed by lgvsc {v}, this is {__version__}" for v in other])
             raise UserError(
                 f"{out}: {len(stale)} stored units of this sweep were computed with other "
-                f"parameters (changed: {_changed(old, sc, stale)}); rerun with --fresh to "
-                f"discard those {len(stale)} units (the other {kept} stored units are kept) "
-                f"or with --out to write elsewhere")
+                f"parameters (changed: {changed}); rerun with --fresh to discard those "
+                f"{len(stale)} units (the other {kept} stored units are kept) or with --out "
+                "to write elsewhere")
         if stale:
             n = store.delete(u.unit_id for u in stale)
             print(f"lgvsc: --fresh: discarded {n} stored units computed with other parameters",
@@ -102,8 +102,24 @@ def open_store(sc: Scenario, out: Path, fresh: bool = False) -> tuple[ResultsSto
     except BaseException:
         store.close()
         raise
-    done = {u for u, p in store.unit_params().items() if p == want.get(u)}
+    versions = store.unit_versions()
+    done = {u for u, p in store.unit_params().items()
+            if p == want.get(u) and versions[u] == __version__}
     return store, [u for u in units if u.unit_id not in done]
+
+
+def _known_params(store: ResultsStore, old: Scenario | None, out: Path) -> dict[str, str]:
+    """{unit_id: fingerprint}; units of an upgraded store get theirs from the stored
+    scenario, which computed them."""
+    stored = store.unit_params()
+    unknown = [u for u, p in stored.items() if p is None]
+    if not unknown:
+        return stored
+    if old is None:
+        raise UserError(f"{out / STORE_NAME}: units without parameters and no readable "
+                        "scenario; rerun with --out to write elsewhere")
+    store.set_params(_old_fingerprints(old, unknown))
+    return store.unit_params()
 
 
 def _old_fingerprints(old: Scenario, unit_ids: list[str]) -> dict[str, str]:
@@ -141,8 +157,9 @@ def stored_results(out: Path) -> tuple[Scenario, list[dict]]:
         blob = store.get_meta("scenario")
         if blob is None:
             raise UserError(f"{out / STORE_NAME}: no scenario stored")
+        sc = validate(json.loads(blob))
+        _known_params(store, sc, out)
         rows = store.rows()
-    sc = validate(json.loads(blob))
     want = unit_fingerprints(sc, plan_units(sc))  # the scenario's units, as it defines them
     return sc, [r for r in rows if want.get(r["unit_id"]) == r["params"]]
 

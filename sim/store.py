@@ -3,15 +3,16 @@
 * ``meta``: the resolved scenario (JSON), its parameter fingerprint, versions.
 * ``units``: one row per finished unit with raw counts, timings, whether the
   trial failed (``failed``, ``failure`` says why), the fingerprint of the
-  parameters it was computed with (``params``) and JSON columns for metrics
-  and extras. A unit is one INSERT in its own transaction, so a crash (even
+  parameters it was computed with (``params``), the lgvsc version that computed
+  it (``version``) and JSON columns for metrics and extras. A unit is one INSERT in its own transaction, so a crash (even
   ``kill -9``) loses at most the units in flight and never leaves a partial
   row; a rerun skips finished units whose parameters are unchanged.
 
 Stores written by schema 1 (no ``failed`` / ``params`` columns) are upgraded
 in place when opened: the columns are added, ``failed`` is derived from the
-block errors of the digital pipe (what failure meant then) and ``params`` is
-left empty for the runner to fill from the stored scenario.
+block errors of the digital pipe (what failure meant then), ``version`` is
+0.1.0 and ``params`` is left empty for the runner to fill from the stored
+scenario.
 """
 
 from __future__ import annotations
@@ -32,10 +33,11 @@ COLUMNS = {
     "raw_bits": "INTEGER", "raw_bit_errors": "INTEGER", "channel_uses": "INTEGER",
     "batches": "INTEGER", "stop_reason": "TEXT", "wall_s": "REAL", "finished_at": "TEXT",
     "metrics": "TEXT", "extra": "TEXT", "failed": "INTEGER", "failure": "TEXT", "params": "TEXT",
+    "version": "TEXT",
 }
 #: columns added by schema 2, with how old rows get them
 _UPGRADE = {"failed": "CASE WHEN block_errors > 0 THEN 1 ELSE 0 END", "failure": "NULL",
-            "params": "NULL"}
+            "params": "NULL", "version": "'0.1.0'"}
 JSON_COLUMNS = ("metrics", "extra")
 
 
@@ -93,6 +95,10 @@ class ResultsStore:
     def unit_params(self) -> dict[str, str | None]:
         """{unit_id: parameter fingerprint} of every stored unit (None: not yet known)."""
         return dict(self.db.execute("SELECT unit_id, params FROM units"))
+
+    def unit_versions(self) -> dict[str, str]:
+        """{unit_id: lgvsc version that computed it}."""
+        return dict(self.db.execute("SELECT unit_id, version FROM units"))
 
     def set_params(self, params: dict[str, str]) -> None:
         """Fill in fingerprints of stored units (upgraded stores)."""

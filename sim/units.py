@@ -16,6 +16,7 @@ import torch
 
 from ..link.cbr import BUDGET_FLOOR, BudgetError, cbr
 from ..link.channels import make_channel, snr_db_to_no
+from . import __version__
 from .errors import UserError
 from .metrics import resolve_metrics
 from .scenario import Scenario, validate
@@ -184,4 +185,5 @@ def execute_unit(blob: str, unit: Unit, threads: int | None = None) -> dict:
     run_unit = run_video_unit if _scenario(blob).kind == "video" else run_link_unit
     row = run_unit(blob, unit)
     row["params"] = _fingerprint(blob, unit.scheme, unit.video)
+    row["version"] = __version__
     return row

@@ -169,14 +169,21 @@ def test_changed_scheme_discards_only_its_units_with_fresh(tmp_path, write_yaml,
         assert (after[uid] == before[uid]) == uid.startswith("QPSK uncoded|")
 
 
-def test_schema_1_store_is_upgraded_in_place(tmp_path):
+def test_schema_1_store_is_upgraded_in_place(tmp_path, write_yaml, capsys):
     out = tmp_path / "r"
     sc = validate(small_link_scenario())
     run(sc, out, progress=False)
     ref = _summary(out)
     with sqlite3.connect(out / "results.sqlite") as db:  # back to schema 1's columns
-        for col in ("failed", "failure", "params"):
+        for col in ("failed", "failure", "params", "version"):
             db.execute(f"ALTER TABLE units DROP COLUMN {col}")
-    run(sc, out, progress=False)  # upgrades, fills the fingerprints, recomputes nothing
-    assert len(_rows(out)) == 4 and _summary(out) == ref
-    assert all(p for *_, p in _rows(out).values())
+    assert main(["plot", str(out)]) == 0  # upgrades, fills the fingerprints: still readable
+    assert _summary(out) == ref and all(p for *_, p in _rows(out).values())
+    # units of another lgvsc version are never mixed into this one's sweep
+    assert main(["run", str(write_yaml(small_link_scenario())), "--out", str(out),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "4 stored units" in err and "computed by lgvsc 0.1.0" in err and "--fresh" in err
+    assert main(["run", str(write_yaml(small_link_scenario())), "--out", str(out), "--fresh",
+                 "--no-progress"]) == 0
+    assert len(_rows(out)) == 4

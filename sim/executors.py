@@ -68,10 +68,23 @@ class RayExecutor(Executor):
             while pending:
                 done, pending = ray.wait(pending, num_returns=1)
                 for ref in done:
-                    yield ray.get(ref)
+                    yield _result(ray, ref)
         finally:
+            for ref in pending:
+                ray.cancel(ref)
             if started:
                 ray.shutdown()
+
+
+def _result(ray, ref) -> dict:
+    """A unit's row; a user error inside a task comes back as itself (one line),
+    not as Ray's wrapper with the remote traceback."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as e:
+        if isinstance(e.cause, UserError):
+            raise UserError(str(e.cause)) from None
+        raise
 
 
 def make_executor(type: str, workers: int = 1, address: str | None = None) -> Executor:

@@ -9,8 +9,11 @@ BIN    := $(VENV)/bin
 KEY    := $(shell cat setup.cfg pyproject.toml | sha256sum | cut -c1-12)
 TORCH  := torch==2.14.1 torchvision==0.29.1
 # CompressAI (NTSCC's entropy models) pins numpy<2 while Sionna needs numpy>=2.2.6;
-# it works with numpy 2, so it is installed without its dependencies.
-NTSCC  := compressai==1.2.8 torch-geometric einops
+# it works with numpy 2, so it is installed without its dependencies, and the ones it
+# imports are installed normally (torch-geometric pinned: 2.8 also needs xxhash).
+NTSCC_DEPS := torch-geometric==2.8.1 einops pandas pybind11 tomli wheel
+NTSCC  := compressai==1.2.8
+NTSCC_KEY := $(shell echo "$(NTSCC_DEPS) $(NTSCC)" | sha256sum | cut -c1-12)
 DEMO_SCENARIO ?= scenarios/quickstart.yaml
 
 .PHONY: demo test bench clean-venv
@@ -31,11 +34,13 @@ $(VENV)/.installed-%-$(KEY): $(VENV)/.torch
 demo: $(VENV)/.installed-video-$(KEY)
 	$(BIN)/lgvsc run $(DEMO_SCENARIO)
 
-$(VENV)/.ntscc: $(VENV)/.torch
+$(VENV)/.ntscc-$(NTSCC_KEY): $(VENV)/.torch
+	$(BIN)/pip install $(NTSCC_DEPS)
 	$(BIN)/pip install --no-deps $(NTSCC)
+	rm -f $(VENV)/.ntscc*
 	touch $@
 
-test: $(VENV)/.installed-dev,video,hf,ray-$(KEY) $(VENV)/.ntscc
+test: $(VENV)/.installed-dev,video,hf,ray-$(KEY) $(VENV)/.ntscc-$(NTSCC_KEY)
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed-video-$(KEY)

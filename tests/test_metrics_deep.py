@@ -4,14 +4,14 @@ Real weights: set LGVSC_VGG16 / LGVSC_CLIP to run them on real checkpoints
 (tests/test_metrics_deep.py::test_real_weights_if_given).
 """
 
+import importlib
 import os
 
 import numpy as np
 import pytest
+import torch
 
 from lgvsc.sim.metrics import METRICS, resolve_metrics
-
-torch = pytest.importorskip("torch")
 
 
 def _frames(seed, n=2, size=48):
@@ -48,7 +48,7 @@ def tiny_clip(tmp_path_factory):
 
 @pytest.mark.parametrize("name", ["lpips", "dists"])
 def test_vgg_metrics_with_random_weights(monkeypatch, random_vgg16, name):
-    pytest.importorskip({"lpips": "lpips", "dists": "DISTS_pytorch"}[name])
+    importlib.import_module({"lpips": "lpips", "dists": "DISTS_pytorch"}[name])  # hf extra
     monkeypatch.setenv("LGVSC_VGG16", str(random_vgg16))
     m = METRICS.get(name)()
     assert m.unavailable_reason() is None

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("compressai")
+import compressai  # noqa: E402,F401  (make test installs it: a missing one must fail, not skip)
 
 from lgvsc.link.analog import AnalogPipe, AnalogResult  # noqa: E402
 from lgvsc.link.channels import AWGN  # noqa: E402
@@ -313,3 +313,19 @@ def test_cli_rejects_bad_input(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--data", str(tmp_path), "--out", str(tmp_path / "o"), "--resume", "--arch", "tiny"])
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_a_budget_ntscc_cannot_spend_is_refused_by_the_schemes_helper():
+    from lgvsc.link.cbr import BudgetError
+    from lgvsc.semantic.keyframe_codecs import transmit_exact
+
+    codec, images = _codec(), _images()
+    gen = torch.Generator().manual_seed(0)
+    spent = transmit_exact(codec, images, 260, AWGN(), 8.0, gen)  # fits: spent exactly
+    assert spent.channel_uses >= 0.97 * 260 * len(images)
+    # every token already at its longest length: the rest of a large budget would be unspent
+    with pytest.raises(BudgetError, match=r"spends \d+ of the 800 channel uses per image.*"
+                                          r"at most \d+ per image would be spent"):
+        transmit_exact(codec, images, 800, AWGN(), 8.0, gen)
+    with pytest.raises(BudgetError, match="too small for NTSCC"):
+        transmit_exact(codec, images, 60, AWGN(), 8.0, gen)

@@ -114,7 +114,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, write_yaml):
 
 @pytest.mark.slow
 def test_local_pool_and_ray_match_in_process(tmp_path, write_yaml):
-    pytest.importorskip("ray")
+    import ray  # noqa: F401  (the ray extra, which make test installs)
     path = write_yaml(small_link_scenario())
     outs = {}
     for label, args in {"inproc": [], "pool": ["--workers", "2"],

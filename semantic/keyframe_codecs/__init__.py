@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ...link.analog import AnalogPipe
+from ...link.cbr import BUDGET_FLOOR, BudgetError
 from ...link.channels import Channel, snr_db_to_no
 from ...link.digital import DigitalPipe, DigitalResult
 from ...link.registry import Registry
@@ -80,6 +81,21 @@ class KeyframeCodec:
         out = self.decode(rx, dig.bits, enc.state, snr_db)
         return CodedImages(out, sum(r.channel_uses for r in rx), dig.channel_uses,
                            int(enc.side_bits.numel()), dig)
+
+
+def transmit_exact(codec: KeyframeCodec, images: np.ndarray, budget_uses: int, channel: Channel,
+                   snr_db: float, generator: torch.Generator) -> CodedImages:
+    """:meth:`KeyframeCodec.transmit` for a scheme whose budget must be met: the images
+    spend [BUDGET_FLOOR, 1] x ``budget_uses`` each on average, or :class:`BudgetError`
+    (e.g. every token of a learned codec already at its longest length)."""
+    coded = codec.transmit(images, budget_uses, channel, snr_db, generator)
+    total = budget_uses * len(images)
+    if not BUDGET_FLOOR * total <= coded.channel_uses <= total:
+        most = coded.channel_uses // len(images)
+        raise BudgetError(f"{type(codec).__name__} spends {most} of the {budget_uses} channel "
+                          f"uses per image it is given ({coded.channel_uses / total:.3f} x); a "
+                          f"budget of at most {int(most / BUDGET_FLOOR)} per image would be spent")
+    return coded
 
 
 def make_keyframe_codec(type: str, **params) -> KeyframeCodec:

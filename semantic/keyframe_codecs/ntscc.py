@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from ...link.analog import AnalogPipe
+from ...link.cbr import BudgetError
 from ...link.digital import DigitalPipe
 from . import KEYFRAME_CODECS, Encoded, KeyframeCodec
 from .ntscc_arch import NTSCCArch, make_arch
@@ -160,7 +161,7 @@ class NTSCC(KeyframeCodec):
             try:
                 eta = choose_eta(tbits, rates, fits)
             except ValueError:
-                raise ValueError(self._budget_message(budget, tbits, rates, share)) from None
+                raise BudgetError(self._budget_message(budget, tbits, rates, share)) from None
             etas.append(eta if self.max_eta is None else min(eta, self.max_eta))
             idx.append(rate_indexes(tbits[None], etas[-1], rates)[0])
             lat["side"][i] = pack_image(idx[i], rates.numel(), self._z_string(lat, i))

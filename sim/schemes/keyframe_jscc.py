@@ -19,7 +19,7 @@ from pydantic import Field, field_validator
 
 from ...link.cbr import BudgetError, cbr
 from ...link.registry import UnknownComponentError
-from ...semantic.keyframe_codecs import KEYFRAME_CODECS, make_keyframe_codec
+from ...semantic.keyframe_codecs import KEYFRAME_CODECS, make_keyframe_codec, transmit_exact
 from . import SCHEMES, SchemeConfig
 from .transmission import Transmission, VideoScheme
 
@@ -63,7 +63,7 @@ class KeyframeJSCC(VideoScheme):
                               f"for {len(idx)} coded frames: none per frame; target_cbr >= "
                               f"{cbr(len(idx), f, h, w):.3g} or a larger 'every' would")
         try:
-            coded = self.codec.transmit(video.frames[idx], budget, channel, snr_db, generator)
+            coded = transmit_exact(self.codec, video.frames[idx], budget, channel, snr_db, generator)
         except BudgetError as e:
             raise BudgetError(f"{len(idx)} coded frames get {budget} channel uses each "
                               f"(target_cbr {self.cfg.target_cbr:g}): {e}") from None

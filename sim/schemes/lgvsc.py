@@ -36,7 +36,7 @@ from ...link.registry import Registry
 from ...semantic.adapters import make_adapter
 from ...semantic.calibration import CalibratedSKEM
 from ...semantic.captioners import CAPTIONERS, GivenCaption, make_captioner
-from ...semantic.keyframe_codecs import KEYFRAME_CODECS, make_keyframe_codec
+from ...semantic.keyframe_codecs import KEYFRAME_CODECS, make_keyframe_codec, transmit_exact
 from ...semantic.psss import DEFAULT_FOCUS
 from ...semantic.receiver import reconstruct
 from ...semantic.scorers import SCORERS, make_scorer
@@ -192,8 +192,8 @@ class LGVSC(VideoScheme):
         cap_rx = self.digital(p.caption_bits, channel, no, generator)
         side_rx = self.digital(p.side_bits, channel, no, generator)
         try:
-            coded = self.codec.transmit(video.frames[p.keyframes], kf_budget, channel, snr_db,
-                                        generator)
+            coded = transmit_exact(self.codec, video.frames[p.keyframes], kf_budget, channel,
+                                   snr_db, generator)
         except BudgetError as e:
             raise BudgetError(f"the {len(p.keyframes)} keyframes get {kf_budget} channel uses "
                               f"each (target_cbr {self.cfg.target_cbr:g} after captions and side "

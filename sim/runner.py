@@ -97,8 +97,7 @@ def open_store(sc: Scenario, out: Path, fresh: bool = False) -> tuple[ResultsSto
             print(f"lgvsc: --fresh: discarded {n} stored units computed with other parameters",
                   file=sys.stderr)
             _clear(out)
-        store.set_meta(scenario=sc.model_dump_json(), fingerprint=sc.fingerprint(),
-                       lgvsc_version=__version__)
+        store.set_meta(scenario=sc.model_dump_json(), lgvsc_version=__version__)
     except BaseException:
         store.close()
         raise

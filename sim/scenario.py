@@ -9,9 +9,7 @@ registered under their ``type``.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
-import json
 import os
 import re
 from pathlib import Path
@@ -119,17 +117,12 @@ class Scenario(Strict):
     def scheme_configs(self) -> list[BaseModel]:
         return [SCHEMES.get(s["type"]).Config.model_validate(s) for s in self.schemes]
 
-    def parameters(self) -> dict[str, Any]:
-        """What results depend on (not name, executor, description, failure policy or
-        statistics, which only change how stored units are summarised)."""
-        d = self.model_dump(mode="json")
-        return {k: d[k] for k in ("kind", "seed", "device", "precision", "channel",
-                                  "schemes", "videos", "metrics", "monte_carlo")}
-
     def unit_parameters(self, scheme: str, video: str = "") -> dict[str, Any]:
         """What one unit of ``scheme`` (on ``video``) depends on. SNR and trial are part
         of the unit's identity; the SNR list, the trial count, the other schemes and
-        videos are not, so a sweep can grow without recomputing what it holds."""
+        videos are not, so a sweep can grow without recomputing what it holds. Neither
+        are the name, description, executor, ``failure`` or ``statistics``, which only
+        change how stored units are summarised."""
         d = self.model_dump(mode="json")
         ch = {k: v for k, v in d["channel"].items() if k != "snr_db"}
         out = {k: d[k] for k in ("kind", "seed", "device", "precision")}
@@ -142,10 +135,6 @@ class Scenario(Strict):
 
     def video(self, label: str) -> VideoSpec:
         return next(v for v in self.videos if v.label() == label)
-
-    def fingerprint(self) -> str:
-        blob = json.dumps(self.parameters(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 # -- loading -----------------------------------------------------------------

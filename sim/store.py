@@ -1,6 +1,6 @@
 """Results store: one SQLite file (WAL) per results folder.
 
-* ``meta``: the resolved scenario (JSON), its parameter fingerprint, versions.
+* ``meta``: the resolved scenario (JSON) of the latest run and the lgvsc version.
 * ``units``: one row per finished unit with raw counts, timings, whether the
   trial failed (``failed``, ``failure`` says why), the fingerprint of the
   parameters it was computed with (``params``), the lgvsc version that computed
@@ -89,9 +89,6 @@ class ResultsStore:
             self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", items.items())
 
     # -- units --------------------------------------------------------------
-    def finished_ids(self) -> set[str]:
-        return {r[0] for r in self.db.execute("SELECT unit_id FROM units")}
-
     def unit_params(self) -> dict[str, str | None]:
         """{unit_id: parameter fingerprint} of every stored unit (None: not yet known)."""
         return dict(self.db.execute("SELECT unit_id, params FROM units"))

@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 import torch
 from sionna.phy.fec.ldpc import LDPC5GEncoder

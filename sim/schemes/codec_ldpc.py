@@ -131,11 +131,6 @@ def paper_table1(codec: str) -> tuple[TableRow, ...]:
     return preset_rows("paper-table1", codec)
 
 
-def authors_code(codec: str) -> tuple[TableRow, ...]:
-    """The per-SNR settings of the authors' scripts for ``codec`` (h264 | h265)."""
-    return preset_rows("authors-code", codec)
-
-
 class CodecLDPCConfig(SchemeConfig):
     codec: Literal["h264", "h265"]
     preset: Literal["paper-table1", "authors-code"] | None = Field(

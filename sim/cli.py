@@ -80,7 +80,7 @@ def _cmd_run(a) -> None:
 
     sc = load_scenario(a.file)
     out = run(sc, a.out, a.executor, a.workers, a.fresh, progress=not a.no_progress)
-    print(run_table(out))
+    print(run_table(out, sc))
 
 
 def _cmd_validate(a) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from .errors import UserError
 from .figures import DASH
 from .runner import STORE_NAME, stored_results
+from .scenario import Scenario
 from .stats import paired_difference
 from .summary import read_summary, shown
 
@@ -23,10 +24,10 @@ def _grid(title: str, schemes: list[str], snrs: list[float], cell) -> list[str]:
     return lines
 
 
-def run_table(out: Path) -> str:
-    """A short table of the run: quality, outage and CBR per scheme x SNR (video),
-    or BER / BLER (link), and where every output is."""
-    sc, _ = stored_results(out)
+def run_table(out: Path, sc: Scenario) -> str:
+    """A short table of the run of ``sc`` in ``out``: quality, outage and CBR per
+    scheme x SNR (video), or BER / BLER (link), from its summary.csv, and where
+    every output is."""
     rows = read_summary(out / "summary.csv") if (out / "summary.csv").exists() else []
     by = {(r["scheme"], r["snr_db"]): r for r in rows}
     schemes = [e["name"] for e in sc.schemes if any(r["scheme"] == e["name"] for r in rows)]

@@ -43,6 +43,11 @@ def _spend(clip, entry, target):
 
 
 @pytest.mark.parametrize("name", list(SCHEMES_AT))
+def test_a_comfortable_budget_lands_without_refusal(clip, name):
+    _spend(clip, SCHEMES_AT[name], 2e-2)
+
+
+@pytest.mark.parametrize("name", list(SCHEMES_AT))
 @pytest.mark.parametrize("target", [3e-3, 8e-3, 2e-2])
 def test_budget_is_spent_exactly_or_refused_with_what_would_fit(clip, name, target):
     try:

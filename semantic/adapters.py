@@ -20,7 +20,7 @@ import torch
 from ..link.registry import Registry
 from .world_models import SegmentRequest, WorldModel
 
-ADAPTERS: Registry[type] = Registry("adapter")
+ADAPTERS: Registry[type] = Registry("adapter", check_weights=True)
 
 
 def resample(frames: np.ndarray, n: int) -> np.ndarray:

@@ -123,10 +123,15 @@ def to_rgb(ycc: np.ndarray) -> np.ndarray:
 def grid_list(v) -> list[tuple[int, int]]:
     """``(rows, cols)`` or a list of up to :data:`MAX_GRIDS` of them -> list of int pairs;
     ``ValueError`` naming ``chunks`` otherwise."""
-    v = list(v)
-    if v and all(isinstance(x, (int, np.integer)) for x in v):
-        v = [v]
-    grids = [tuple(int(x) for x in g) if len(g) == 2 else () for g in v]
+    msg = (f"chunks must be a grid (rows, cols) of positive integers or 1 to {MAX_GRIDS} "
+           f"of them, got {v!r}")
+    try:
+        v = list(v)
+        if v and all(isinstance(x, (int, np.integer)) for x in v):
+            v = [v]
+        grids = [tuple(int(x) for x in g) if len(g) == 2 else () for g in v]
+    except (TypeError, ValueError):
+        raise ValueError(msg) from None
     if not 1 <= len(grids) <= MAX_GRIDS or any(len(g) != 2 or min(g) < 1 for g in grids):
         raise ValueError(f"chunks must be a grid (rows, cols) of positive integers or 1 to "
                          f"{MAX_GRIDS} of them, got {v}")

@@ -22,7 +22,7 @@ from ..link.registry import Registry
 from .psss import DEFAULT_FOCUS
 from .scorers import Scorer
 
-SELECTORS: Registry[type] = Registry("selector")
+SELECTORS: Registry[type] = Registry("selector", check_weights=True)
 
 
 @dataclass

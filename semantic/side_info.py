@@ -319,7 +319,7 @@ class MotionGrid(_FlowSummary):
 
 
 # -- factory -----------------------------------------------------------------
-SIDE_INFO: Registry[type] = Registry("side_info")
+SIDE_INFO: Registry[type] = Registry("side_info", check_weights=True)
 SIDE_INFO.register("scalar")(MotionScalar)
 SIDE_INFO.register("grid")(MotionGrid)
 

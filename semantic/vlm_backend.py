@@ -90,6 +90,56 @@ def model_class(folder: str):
     return mt, getattr(transformers, SUPPORTED[mt])
 
 
+#: model_type of checkpoints the backend cannot load, -> what to use instead
+UNSUPPORTED_HINTS = {"internvl_chat": "the original InternVL release (remote code); use its "
+                                      "transformers-format '-hf' checkpoint, e.g. "
+                                      "OpenGVLab/InternVL3-8B-hf"}
+
+
+def check_folder(path, key: str = "path") -> str:
+    """Check a VLM checkpoint's layout without loading it; returns its ``model_type``.
+
+    ``path``: a local folder or a Hugging Face repo id in the local cache (never
+    downloaded). The folder must hold ``config.json`` with a supported
+    ``model_type`` (:data:`SUPPORTED`), weight files (``*.safetensors`` / ``*.bin``,
+    every shard an index lists), a tokenizer (``tokenizer.json``,
+    ``tokenizer.model``, ``vocab.json`` + ``merges.txt`` ...) and an image processor
+    (``preprocessor_config.json``, or ``processor_config.json`` with an
+    ``image_processor`` entry) -- what :class:`VLMBackend` loads.
+    Raises ValueError ``"<key>: ..."`` (one line). Needs no transformers.
+    """
+    from .model_files import check_weight_files, has_tokenizer, model_folder, read_json
+
+    folder, shown = model_folder(path, key)
+    cfg = read_json(folder / "config.json", key, f"{shown}/config.json")
+    mt = cfg.get("model_type")
+    if mt not in SUPPORTED:
+        arch = ", ".join(map(str, cfg.get("architectures") or [])) or "no architectures"
+        hint = UNSUPPORTED_HINTS.get(mt)
+        raise ValueError(f"{key}: {shown!r} holds model_type {mt!r} ({arch}), which the VLM "
+                         f"backend does not load; supported model_type: "
+                         f"{', '.join(sorted(SUPPORTED))}" + (f" ({mt}: {hint})" if hint else ""))
+    check_weight_files(folder, key, shown)
+    if not has_tokenizer(folder):
+        raise ValueError(f"{key}: {shown!r} has no tokenizer files (tokenizer.json, "
+                         "tokenizer.model or vocab.json + merges.txt)")
+    proc = folder / "processor_config.json"
+    if not ((folder / "preprocessor_config.json").is_file() or (
+            proc.is_file() and "image_processor" in read_json(proc, key, f"{shown}/{proc.name}"))):
+        raise ValueError(f"{key}: {shown!r} has no image processor config "
+                         "(preprocessor_config.json, or processor_config.json with an "
+                         "image_processor entry)")
+    return mt
+
+
+def check_settings(device, dtype) -> None:
+    """``device`` and ``dtype`` as :class:`VLMBackend` takes them (the form only)."""
+    from .model_files import check_device, check_dtype
+
+    check_device(device)
+    check_dtype(dtype)
+
+
 def single_token_ids(tokenizer, forms) -> list[int]:
     """Ids of the surface ``forms`` that encode to exactly one token (sorted, unique)."""
     out = set()

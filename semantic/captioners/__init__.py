@@ -13,7 +13,7 @@ import numpy as np
 
 from ...link.registry import Registry
 
-CAPTIONERS: Registry[type["Captioner"]] = Registry("captioner")
+CAPTIONERS: Registry[type["Captioner"]] = Registry("captioner", check_weights=True)
 
 
 class Captioner:

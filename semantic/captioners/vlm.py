@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..vlm_backend import IMAGE, VLMBackend
+from ...link.registry import bound_params
+from ..vlm_backend import IMAGE, VLMBackend, check_folder, check_settings
 from . import CAPTIONERS, Captioner
 
 #: default captioning instruction
@@ -46,13 +47,27 @@ class VLMCaptioner(Captioner):
 
     def __init__(self, path, device: str = "auto", dtype: str = "auto", frames: int = 1,
                  max_new_tokens: int = 48, prompt: str = CAPTION_PROMPT):
+        self._check_settings(frames, max_new_tokens, prompt)
+        self.frames, self.max_new_tokens, self.prompt = frames, max_new_tokens, prompt
+        self.backend = VLMBackend(path, device=device, dtype=dtype)
+
+    @staticmethod
+    def _check_settings(frames, max_new_tokens, prompt) -> None:
         for name, v in (("frames", frames), ("max_new_tokens", max_new_tokens)):
-            if not isinstance(v, int) or v < 1:
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
         if not isinstance(prompt, str) or not prompt.strip() or IMAGE in prompt:
             raise ValueError(f"prompt must be a non-empty string without {IMAGE!r}, got {prompt!r}")
-        self.frames, self.max_new_tokens, self.prompt = frames, max_new_tokens, prompt
-        self.backend = VLMBackend(path, device=device, dtype=dtype)
+
+    @classmethod
+    def check_weights(cls, **params) -> None:
+        """The spec's settings and the checkpoint's layout
+        (:func:`~lgvsc.semantic.vlm_backend.check_folder`), without loading anything;
+        ValueError naming the key (``"path: ..."``)."""
+        p = bound_params(cls, params)
+        cls._check_settings(p["frames"], p["max_new_tokens"], p["prompt"])
+        check_settings(p["device"], p["dtype"])
+        check_folder(p["path"])
 
     def caption(self, frames: np.ndarray, start: int = 0, end: int | None = None) -> str:
         """``frames`` uint8 [L, H, W, 3] (the segment) -> caption text."""

@@ -22,7 +22,7 @@ from ...link.channels import Channel, snr_db_to_no
 from ...link.digital import DigitalPipe, DigitalResult
 from ...link.registry import Registry
 
-KEYFRAME_CODECS: Registry[type["KeyframeCodec"]] = Registry("keyframe_codec")
+KEYFRAME_CODECS: Registry[type["KeyframeCodec"]] = Registry("keyframe_codec", check_weights=True)
 
 
 @dataclass

@@ -27,7 +27,9 @@ Needs CompressAI (``pip install --no-deps compressai``), imported lazily.
 
 from __future__ import annotations
 
+import importlib.util
 import math
+from dataclasses import fields
 
 import numpy as np
 import torch
@@ -36,10 +38,11 @@ import torch.nn.functional as F
 from ...link.analog import AnalogPipe
 from ...link.cbr import BudgetError
 from ...link.digital import DigitalPipe
+from ...link.registry import bound_params
 from . import KEYFRAME_CODECS, Encoded, KeyframeCodec
 from .ntscc_arch import NTSCCArch, make_arch
 from .ntscc_budget import choose_eta
-from .ntscc_checkpoint import load_model
+from .ntscc_checkpoint import check_checkpoint, load_model
 from .ntscc_jscc import length_mask, rate_indexes
 from .ntscc_model import NTSCCModel
 from .ntscc_sideinfo import pack_image, unpack_image
@@ -61,6 +64,10 @@ class NTSCC(KeyframeCodec):
     :param max_eta: cap on eta (real values per bit); with a generous budget the
         codec then behaves like NTSCC at a fixed eta (the paper's 0.2).
     """
+
+    #: keys a spec may give through ``**arch_overrides``; the pipes are objects, not spec values
+    spec_extra_keys = tuple(f.name for f in fields(NTSCCArch))
+    spec_hidden_keys = ("analog", "digital")
 
     def __init__(self, checkpoint: str | None = None, arch: str | dict | NTSCCArch = "paper",
                  analog: AnalogPipe | None = None, digital: DigitalPipe | None = None,
@@ -85,6 +92,40 @@ class NTSCC(KeyframeCodec):
         self.model = model.to(self.device).eval()
         if self.arch.use_side_info:
             self.model.entropy_bottleneck.update(force=True)
+
+    @classmethod
+    def check_weights(cls, **params) -> None:
+        """The spec's settings, the arch (preset + overrides) and the checkpoint file,
+        without loading weights: ``checkpoint`` exists, is a file and has a torch
+        header (zip ``PK\\x03\\x04`` or pickle ``0x80``); a zip file is mapped, not read
+        (``torch.load(mmap=True)``), and its format, rate choices and -- when
+        CompressAI is installed -- key names and shapes are checked against the arch.
+        ``checkpoint: None`` (random weights) passes. ValueError naming the key."""
+        from ..model_files import check_finite, check_int, check_torch_file
+
+        names = {k for k in bound_params(cls, {})} | {"checkpoint"}
+        overrides = {k: v for k, v in params.items() if k not in names}
+        p = bound_params(cls, {k: v for k, v in params.items() if k in names})
+        check_finite("default_snr_db", p["default_snr_db"])
+        if p["max_eta"] is not None and not (isinstance(p["max_eta"], (int, float))
+                                             and p["max_eta"] > 0):
+            raise ValueError(f"max_eta: must be > 0 or None, got {p['max_eta']!r}")
+        check_int("seed", p["seed"], 0)
+        try:
+            torch.device(p["device"])
+        except (RuntimeError, TypeError):
+            raise ValueError(f"device: must be a torch device string, got "
+                             f"{p['device']!r}") from None
+        make_arch(p["arch"], **overrides)
+        if p["checkpoint"] is None:
+            return
+        path, kind = check_torch_file(p["checkpoint"], "checkpoint", "torch checkpoint")
+        if kind == "zip":
+            try:
+                have_compressai = importlib.util.find_spec("compressai") is not None
+                check_checkpoint(path, p["arch"], have_compressai, **overrides)
+            except ValueError as e:
+                raise ValueError(f"checkpoint: {e}") from None
 
     @classmethod
     def from_checkpoint(cls, path: str, *, analog: AnalogPipe | None = None,

@@ -147,6 +147,32 @@ def _check_keys(got: dict, want: dict, path) -> None:
                          f"(first: {bad[:SHOW]}, as (key, file, model))")
 
 
+def check_checkpoint(path: str | os.PathLike, arch: str | dict | NTSCCArch = "paper",
+                     compare_keys: bool = True, **overrides) -> NTSCCArch:
+    """What :func:`load_model` checks, without reading the tensors: the file is mapped
+    (``torch.load(mmap=True)``, a torch.save zip file only), its format and rate
+    choices are checked, and -- with ``compare_keys`` -- its key names and shapes
+    are compared with a model built on the meta device (no memory, no init).
+    Returns the arch; ValueError as :func:`load_model`'s.
+    """
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as e:  # corrupt / not a torch file
+        raise ValueError(f"cannot read NTSCC checkpoint {path}: {' '.join(str(e).split())[:200]}") \
+            from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"NTSCC checkpoint {path} holds a {type(obj).__name__}, not a dict")
+    arch_, raw, public = _split(obj, path, arch, overrides)
+    _check_rate_choices(raw, arch_, path)
+    if compare_keys:
+        state = {(map_public_key(k) if public else k): v for k, v in raw.items()}
+        state = {k: v for k, v in state.items() if not is_derived(k)}
+        with torch.device("meta"):
+            want = model_state(NTSCCModel(arch_))
+        _check_keys(state, want, path)
+    return arch_
+
+
 def load_model(path: str | os.PathLike, arch: str | dict | NTSCCArch = "paper",
                **overrides) -> tuple[NTSCCModel, dict]:
     """Build and load a model from ``path`` (ours or public format).

@@ -51,6 +51,9 @@ class SoftCastImage(KeyframeCodec):
         picked per image.
     :param design_snr_db: Es/N0 (dB, AWGN) at which the grid is picked."""
 
+    #: ``**pipes`` (analog, digital) are objects, not spec values
+    spec_extra_keys = ()
+
     def __init__(self, chunks=lin.DEFAULT_GRIDS, design_snr_db: float = 5.0, **pipes):
         super().__init__(**pipes)
         self.coder = lin.LinearCoder(chunks, self.analog, self.digital, design_snr_db)

@@ -15,7 +15,7 @@ import numpy as np
 from ...link.registry import Registry
 from ..psss import DEFAULT_FOCUS, PSSS
 
-SCORERS: Registry[type["Scorer"]] = Registry("scorer")
+SCORERS: Registry[type["Scorer"]] = Registry("scorer", check_weights=True)
 
 
 @dataclass

@@ -56,7 +56,8 @@ import numpy as np
 import torch
 
 from ..psss import DESCRIBE_PROMPT, PSSS, psss_prompt
-from ..vlm_backend import IMAGE, VLMBackend, to_pil
+from ...link.registry import bound_params
+from ..vlm_backend import IMAGE, VLMBackend, check_folder, check_settings, to_pil
 from . import SCORERS, Scorer
 
 MODES = ("direct", "paper")
@@ -173,20 +174,35 @@ class VLMScorer(Scorer):
                  batch: int = 8, max_new_tokens: int = 48, min_new_tokens: int = 0,
                  feature_cache: int = 256, prefixes: int = 2):
         super().__init__()
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-        for name, v in (("batch", batch), ("max_new_tokens", max_new_tokens),
-                        ("feature_cache", feature_cache), ("prefixes", prefixes)):
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
-        if not isinstance(min_new_tokens, int) or not 0 <= min_new_tokens <= max_new_tokens:
-            raise ValueError(f"min_new_tokens must be an integer in [0, max_new_tokens={max_new_tokens}], "
-                             f"got {min_new_tokens!r}")
+        self._check_settings(mode, batch, max_new_tokens, min_new_tokens, feature_cache, prefixes)
         self.mode, self.batch = mode, batch
         self.max_new_tokens, self.min_new_tokens = max_new_tokens, min_new_tokens
         self.backend = VLMBackend(path, device=device, dtype=dtype)
         self._features_lru, self._prefixes = LRU(max(feature_cache, batch + 1)), LRU(prefixes)
         self._layouts = LRU(64)
+
+    @staticmethod
+    def _check_settings(mode, batch, max_new_tokens, min_new_tokens, feature_cache, prefixes):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        for name, v in (("batch", batch), ("max_new_tokens", max_new_tokens),
+                        ("feature_cache", feature_cache), ("prefixes", prefixes)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        if not isinstance(min_new_tokens, int) or not 0 <= min_new_tokens <= max_new_tokens:
+            raise ValueError(f"min_new_tokens must be an integer in [0, max_new_tokens={max_new_tokens}], "
+                             f"got {min_new_tokens!r}")
+
+    @classmethod
+    def check_weights(cls, **params) -> None:
+        """The spec's settings and the checkpoint's layout
+        (:func:`~lgvsc.semantic.vlm_backend.check_folder`), without loading anything;
+        ValueError naming the key (``"path: ..."``, ``"mode ..."``)."""
+        p = bound_params(cls, params)
+        cls._check_settings(p["mode"], p["batch"], p["max_new_tokens"], p["min_new_tokens"],
+                            p["feature_cache"], p["prefixes"])
+        check_settings(p["device"], p["dtype"])
+        check_folder(p["path"])
 
     # ---- public --------------------------------------------------------------------------
     def score_batch(self, key: np.ndarray, candidates: list[np.ndarray], focus: str) -> list[PSSS]:

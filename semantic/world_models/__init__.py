@@ -19,7 +19,7 @@ import torch
 
 from ...link.registry import Registry
 
-WORLD_MODELS: Registry[type["WorldModel"]] = Registry("world_model")
+WORLD_MODELS: Registry[type["WorldModel"]] = Registry("world_model", check_weights=True)
 
 
 @dataclass

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ...link.registry import bound_params
 from ..vlm_backend import resolve_device, resolve_dtype
 from . import WORLD_MODELS, SegmentRequest, WorldModel
 
@@ -48,6 +49,16 @@ PIPELINES = {"ltx": "LTXConditionPipeline", "wan-flf2v": "WanImageToVideoPipelin
 CLASS_TO_PIPELINE = {"LTXConditionPipeline": "ltx", "LTXPipeline": "ltx",
                      "LTXImageToVideoPipeline": "ltx", "WanImageToVideoPipeline": "wan-flf2v",
                      "WanVACEPipeline": "wan-vace"}
+#: pipeline name -> the ``_class_name`` values of folders it loads
+PIPELINE_CLASSES = {kind: tuple(sorted(c for c, k in CLASS_TO_PIPELINE.items() if k == kind))
+                    for kind in PIPELINES}
+#: components each pipeline's ``__init__`` requires (model_index.json entries); a tuple
+#: inside is "one of" (Wan: transformer or transformer_2)
+REQUIRED_COMPONENTS = {"ltx": ("scheduler", "vae", "text_encoder", "tokenizer", "transformer"),
+                       "wan-flf2v": ("tokenizer", "text_encoder", "vae", "scheduler",
+                                     ("transformer", "transformer_2")),
+                       "wan-vace": ("tokenizer", "text_encoder", "vae", "scheduler",
+                                    ("transformer", "transformer_2"))}
 #: the height/width multiple each pipeline's ``check_inputs`` insists on
 MIN_MULTIPLE = {"ltx": 32, "wan-flf2v": 16, "wan-vace": 16}
 #: gray value of the frames VACE generates (the diffusers FLF2V example uses 128)
@@ -71,6 +82,78 @@ def check_path(path) -> Path:
         raise ValueError(f"path {str(path)!r} is not a local diffusers pipeline directory "
                          "(no model_index.json); nothing is downloaded")
     return p
+
+
+def _component_problem(folder: Path, library: str, cls: str) -> str | None:
+    """What a component subfolder lacks, or None."""
+    from ..model_files import has_tokenizer, weight_files
+
+    if not folder.is_dir():
+        return "has no folder"
+    if cls.endswith("Scheduler"):
+        return None if (folder / "scheduler_config.json").is_file() else \
+            "folder has no scheduler_config.json"
+    if "Tokenizer" in cls:
+        return None if has_tokenizer(folder) else "folder has no tokenizer files"
+    if cls.endswith(("ImageProcessor", "FeatureExtractor", "Processor")):
+        return None if (folder / "preprocessor_config.json").is_file() else \
+            "folder has no preprocessor_config.json"
+    if not (folder / "config.json").is_file():
+        return "folder has no config.json"
+    if not weight_files(folder):
+        return "folder has no weight files (*.safetensors, *.bin or a *.index.json)"
+    return None
+
+
+def check_pipeline_folder(path, pipeline: str = "auto", key: str = "path") -> str:
+    """Check a diffusers pipeline folder's layout without loading it; returns the
+    pipeline name (``ltx`` | ``wan-flf2v`` | ``wan-vace``). ValueError ``"<key>: ..."``
+    (or ``"pipeline: ..."`` when the folder holds another pipeline than the one named)."""
+    from ..model_files import cached_file, describe, read_json
+
+    if not isinstance(path, (str, Path)) or not str(path).strip():
+        raise ValueError(f"{key}: must be a local diffusers pipeline folder, got {path!r}")
+    text = str(path)
+    p = Path(text).expanduser()
+    if not p.exists():
+        hit = cached_file(text, "model_index.json")
+        extra = (f"; the Hugging Face cache has it at {str(hit.parent)!r}, give that folder"
+                 if hit is not None else "")
+        raise ValueError(f"{key}: {text!r} is not a local folder (the diffusers world model "
+                         f"loads a local pipeline folder only; nothing is downloaded){extra}")
+    if not (p.is_dir() and (p / "model_index.json").is_file()):
+        raise ValueError(f"{key}: {text!r} has no model_index.json (not a diffusers pipeline "
+                         f"folder; {describe(p)})")
+    index = read_json(p / "model_index.json", key, f"{text}/model_index.json")
+    cls = index.get("_class_name")
+    if pipeline == "auto":
+        if cls not in CLASS_TO_PIPELINE:
+            raise ValueError(f"{key}: {text!r} holds pipeline class {cls!r}, which is not "
+                             f"supported; supported: {', '.join(sorted(CLASS_TO_PIPELINE))}")
+        kind = CLASS_TO_PIPELINE[cls]
+    else:
+        kind = pipeline
+        if cls not in PIPELINE_CLASSES[kind]:
+            raise ValueError(f"pipeline: {kind!r} loads a {' or '.join(PIPELINE_CLASSES[kind])} "
+                             f"folder; {text!r} holds {cls!r} (model_index.json _class_name)")
+    present = {}
+    for name, value in index.items():
+        if name.startswith("_") or not (isinstance(value, list) and len(value) == 2):
+            continue
+        library, cname = value
+        if library is None or cname is None:
+            continue
+        present[name] = cname
+        problem = _component_problem(p / name, str(library), str(cname))
+        if problem:
+            raise ValueError(f"{key}: {text!r} is incomplete: component {name!r} ({library} "
+                             f"{cname}) {problem}")
+    for need in REQUIRED_COMPONENTS[kind]:
+        options = need if isinstance(need, tuple) else (need,)
+        if not any(o in present for o in options):
+            raise ValueError(f"{key}: {text!r} lacks component {' or '.join(map(repr, options))} "
+                             f"that {PIPELINES[kind]} needs (model_index.json)")
+    return kind
 
 
 def round_size(size: tuple[int, int], multiple: int) -> tuple[int, int]:
@@ -234,6 +317,38 @@ class DiffusersWorldModel(WorldModel):
             raise ValueError(f"cpu_offload must be True or False, got {cpu_offload!r}")
         if not isinstance(negative_prompt, str):
             raise ValueError(f"negative_prompt must be a string, got {negative_prompt!r}")
+
+    @classmethod
+    def check_weights(cls, **params) -> None:
+        """The spec's settings and the pipeline folder's layout, without loading it.
+
+        ``path`` must be a local folder with ``model_index.json`` whose
+        ``_class_name`` is supported (and is one ``pipeline:`` loads, when named);
+        every component it lists has its subfolder with what that kind of component
+        needs (a model: ``config.json`` + weight files; a scheduler:
+        ``scheduler_config.json``; a tokenizer: its files; an image processor:
+        ``preprocessor_config.json``), and the pipeline's required components are
+        there. Also the settings ``__init__`` checks before loading, the device /
+        dtype form, ``cpu_offload`` with a CPU device, Wan's ftfy package, and
+        ``resolution`` against the pipeline's size multiple (the VAE's own factor is
+        only known once loaded). ValueError naming the key (``"path: ..."``).
+        """
+        from ..model_files import check_device, check_dtype
+
+        p = bound_params(cls, params)
+        cls._check_settings(p["pipeline"], p["steps"], p["guidance"], p["resolution"],
+                            p["cpu_offload"], p["negative_prompt"], p["max_sequence_length"])
+        check_device(p["device"])
+        check_dtype(p["dtype"])
+        if p["cpu_offload"] and p["device"] == "cpu":
+            raise ValueError("cpu_offload: True needs a CUDA device, got device 'cpu'")
+        kind = check_pipeline_folder(p["path"], p["pipeline"])
+        if kind.startswith("wan") and importlib.util.find_spec("ftfy") is None:
+            raise ValueError(f"pipeline: {kind!r} needs the ftfy package (pip install ftfy)")
+        res, mult = p["resolution"], MIN_MULTIPLE[kind]
+        if res is not None and any(v % mult for v in res):
+            raise ValueError(f"resolution: {tuple(res)} must be multiples of {mult} for the "
+                             f"{kind} pipeline")
 
     def _load(self):
         """The diffusers pipeline, on :attr:`device` (or CPU-offloaded)."""

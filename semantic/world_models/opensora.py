@@ -26,12 +26,14 @@ Open-Sora needed) and follow the v1.2 code:
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import torch
 from PIL import Image
 
+from ...link.registry import bound_params
 from ..vlm_backend import resolve_device, resolve_dtype
 from . import WORLD_MODELS, SegmentRequest, WorldModel
 from .diffusers_wm import check_call, trivial_frames
@@ -42,6 +44,10 @@ MICRO_FRAMES, TEMPORAL, SPATIAL = 17, 4, 8
 PATCH = 2
 #: Open-Sora's defaults for the fields a condition leaves out
 MASK_DEFAULT = (0, 0, 0, 0, 1, 0.0)
+#: the SDXL VAE (repo, subfolder) that Open-Sora's VAE v1.2 loads as its spatial part
+SPATIAL_VAE = ("PixArt-alpha/pixart_sigma_sdxlvae_T5_diffusers", "vae")
+#: config.json model_type of text encoders T5EncoderModel loads
+T5_TYPES = ("t5", "mt5", "umt5")
 NOT_INSTALLED = ("Open-Sora is not installed (import opensora failed; it is not on PyPI, install "
                  "hpcaitech/Open-Sora v1.2 from source); use world_model type 'diffusers' with "
                  "an LTX or Wan pipeline, or 'interp' (embedded, no model) instead")
@@ -153,6 +159,57 @@ def trim_boundaries(segments: list[np.ndarray]) -> np.ndarray:
     return np.concatenate([segments[0]] + [s[1:] for s in segments[1:]])
 
 
+def _check_opensora_weights(value, key: str, offline: bool) -> None:
+    """STDiT3 / VAE v1.2 weights as Open-Sora v1.2 resolves ``from_pretrained``."""
+    from ..model_files import (check_torch_file, check_weight_files, describe, model_folder)
+
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{key}: must be a local checkpoint or a Hugging Face repo id, "
+                         f"got {value!r}")
+    p = Path(value).expanduser()
+    if p.is_file():
+        if not p.name.endswith((".safetensors", ".pt", ".pth")):
+            raise ValueError(f"{key}: {value!r} must end in .safetensors, .pt or .pth (how "
+                             "Open-Sora's load_checkpoint tells a checkpoint file)")
+        kinds = ("safetensors",) if p.suffix == ".safetensors" else ("zip", "pickle")
+        check_torch_file(value, key, "checkpoint", kinds)
+    elif p.is_dir():
+        if not (p / "model").is_dir():
+            hint = ("; a Hugging Face model folder is read only by repo id from the cache, "
+                    "or give its .safetensors file" if (p / "config.json").is_file() else "")
+            raise ValueError(f"{key}: {value!r} is a folder without a 'model' subfolder (Open-Sora "
+                             f"reads a local folder as a ColossalAI checkpoint; {describe(p)})"
+                             f"{hint}")
+    elif offline or _cached_any(value):
+        folder, shown = model_folder(value, key)
+        check_weight_files(folder, key, shown)
+
+
+def _cached_any(value: str) -> bool:
+    from ..model_files import cached_repo
+
+    return cached_repo(value)
+
+
+def _check_text_encoder(value, offline: bool, key: str = "text_encoder") -> None:
+    """T5 from a Hugging Face folder or repo id (tokenizer + ``T5EncoderModel``)."""
+    from ..model_files import check_weight_files, has_tokenizer, model_folder, read_json
+
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{key}: must be a local folder or a Hugging Face repo id, got {value!r}")
+    if not offline and not Path(value).expanduser().exists() and not _cached_any(value):
+        return  # a repo id that will be downloaded
+    folder, shown = model_folder(value, key)
+    mt = read_json(folder / "config.json", key, f"{shown}/config.json").get("model_type")
+    if mt not in T5_TYPES:
+        raise ValueError(f"{key}: {shown!r} holds model_type {mt!r}, not a T5 encoder "
+                         f"({', '.join(T5_TYPES)})")
+    check_weight_files(folder, key, shown)
+    if not has_tokenizer(folder):
+        raise ValueError(f"{key}: {shown!r} has no tokenizer files (spiece.model or "
+                         "tokenizer.json)")
+
+
 def load_api() -> SimpleNamespace:
     """The Open-Sora v1.2 functions used here; ValueError when not installed."""
     try:
@@ -242,6 +299,43 @@ class OpenSoraWorldModel(WorldModel):
             raise ValueError(f"edit_ratio must be in [0, 1], got {edit_ratio!r}")
         if aesthetic_score is not None and not isinstance(aesthetic_score, (int, float)):
             raise ValueError(f"aesthetic_score must be None or a number, got {aesthetic_score!r}")
+
+    @classmethod
+    def check_weights(cls, **params) -> None:
+        """The spec's settings and the three weight paths, without loading anything
+        (and without Open-Sora installed).
+
+        ``model`` (STDiT3) and ``vae`` (VAE v1.2) are read as Open-Sora v1.2 reads them:
+        an existing local path goes to its ``load_checkpoint`` -- a ``.safetensors`` /
+        ``.pt`` / ``.pth`` file (header checked) or a ColossalAI checkpoint folder
+        (with a ``model`` subfolder); anything else is a Hugging Face repo id
+        (``config.json`` + weights). ``text_encoder`` (T5) is a Hugging Face folder or
+        repo id: ``config.json`` of a T5 model, weights, tokenizer. With
+        ``local_files_only`` (the default) repo ids must be in the local cache, and so
+        must the SDXL VAE the VAE v1.2 builds on (:data:`SPATIAL_VAE`).
+        ValueError naming the key (``"model: ..."``).
+        """
+        from ..model_files import check_device, check_dtype
+
+        p = bound_params(cls, params)
+        cls._check_settings(p["resolution"], p["steps"], p["guidance"], p["fps"],
+                            p["previous_frames"], p["edit_ratio"], p["aesthetic_score"])
+        check_device(p["device"])
+        check_dtype(p["dtype"])
+        offline = p["local_files_only"]
+        if not isinstance(offline, bool):
+            raise ValueError(f"local_files_only: must be true or false, got {offline!r}")
+        for key in ("model", "vae"):
+            _check_opensora_weights(p[key], key, offline)
+        _check_text_encoder(p["text_encoder"], offline)
+        if offline:
+            from ..model_files import cached_file, hf_cache_dir
+
+            repo, sub = SPATIAL_VAE
+            if cached_file(repo, f"{sub}/config.json") is None:
+                raise ValueError(f"vae: Open-Sora's VAE v1.2 also loads {repo!r} (subfolder "
+                                 f"{sub!r}), which is not in the Hugging Face cache "
+                                 f"({hf_cache_dir()})")
 
     def _build(self, model, vae, text_encoder, local_files_only):
         """Text encoder, VAE, STDiT3 and the rflow scheduler, as ``scripts/inference.py``."""

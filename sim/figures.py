@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .outputs import atomic_write, write_text
 from .summary import shown
 
 LOWER_IS_BETTER = {"lpips", "dists"}
@@ -43,15 +44,19 @@ def _plt():
 
 
 def save_figure(fig, out_dir: Path, stem: str) -> list[Path]:
-    """Write ``stem.png`` and ``stem.pdf``, close the figure."""
+    """Write ``stem.png`` and ``stem.pdf`` atomically (a reader or a kill never sees
+    part of one), close the figure."""
     import matplotlib.pyplot as plt
 
     paths = []
-    for ext in ("png", "pdf"):
-        p = out_dir / f"{stem}.{ext}"
-        fig.savefig(p, dpi=150)
-        paths.append(p)
-    plt.close(fig)
+    try:
+        for ext in ("png", "pdf"):
+            p = out_dir / f"{stem}.{ext}"
+            with atomic_write(p, "wb") as f:
+                fig.savefig(f, format=ext, dpi=150)
+            paths.append(p)
+    finally:
+        plt.close(fig)
     return paths
 
 
@@ -232,10 +237,10 @@ def cbr_table(rows, schemes, out_dir: Path) -> list[Path]:
     header = ["SNR (dB)"] + list(schemes)
     body = [[f"{s:g}"] + [cell.get((s, name), "") for name in schemes] for s in snrs]
     csv_path, md_path = out_dir.parent / "cbr_table.csv", out_dir.parent / "cbr_table.md"
-    with open(csv_path, "w", newline="") as f:
+    with atomic_write(csv_path, "w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows([header] + [[c or DASH for c in row] for row in body])
-    md_path.write_text(_markdown(header, body) + f"\n{DASH}: every trial failed "
-                       "(transmission failure, the paper's convention).\n")
+    write_text(md_path, _markdown(header, body) + f"\n{DASH}: every trial failed "
+               "(transmission failure, the paper's convention).\n")
     return [csv_path, md_path]
 
 
@@ -268,9 +273,7 @@ def quality_table(rows, schemes, metrics, out_dir: Path, failure: str) -> list[P
                if failure == "drop" else "every trial scored, failed ones as concealed; ")
             + f"{DASH}: no trial to score. Intervals (in brackets) are over per-video means "
             "(over trials when one video); see summary.csv for both quality columns.\n")
-    p = out_dir.parent / "quality_table.md"
-    p.write_text(_markdown(cols, body) + note)
-    return [p]
+    return [write_text(out_dir.parent / "quality_table.md", _markdown(cols, body) + note)]
 
 
 def video_figures(rows, sc, out_dir: Path) -> list[Path]:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .figures import save_figure
-from .figures import video_figures
+from .figures import save_figure, video_figures
+from .outputs import safe_dir
 from .summary import read_summary, scheme_objects
 
 
@@ -58,8 +58,7 @@ def plot_results(results_dir: str | Path, sc) -> list[Path]:
     (link: ber/bler; video: :func:`~lgvsc.sim.figures.video_figures`); returns the paths."""
     results_dir = Path(results_dir)
     rows = read_summary(results_dir / "summary.csv")
-    out_dir = results_dir / "plots"
-    out_dir.mkdir(exist_ok=True)
+    out_dir = safe_dir(results_dir / "plots")  # never a link out of the folder
     if not rows:
         return []
     if sc.kind == "video":

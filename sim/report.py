@@ -66,7 +66,7 @@ def run_table(out: Path, sc: Scenario) -> str:
         lines += _grid("BER", schemes, snrs, rate("ber"))
         lines += _grid("BLER", schemes, snrs, rate("bler"))
     plots = sorted(p.name for p in (out / "plots").glob("*.png")) if (out / "plots").exists() else []
-    lines.append(f"results in {out}/: {STORE_NAME} (the store), summary.csv"
+    lines.append(f"results in {out}/: {STORE_NAME} (the store), summary.csv, timings.csv"
                  + (", quality_table.md, cbr_table.md/.csv" if sc.kind == "video" else ""))
     lines.append(f"plots in {out}/plots/ (png + pdf): {', '.join(plots)}")
     return "\n".join(lines)

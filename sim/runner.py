@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -13,28 +12,71 @@ from . import __version__
 from .errors import UserError
 from .executors import make_executor
 from .metrics import resolve_metrics
+from .outputs import clean_temps, folder_lock, make_folder, refuse_links, remove_tree, safe_dir
 from .plots import plot_results
 from .scenario import Scenario, validate
 from .schemes import SCHEMES
 from .seeding import RunContext
-from .store import ResultsStore
-from .summary import summarize, summary_fields, write_summary
-from .units import Unit, fingerprint, plan_units, unit_fingerprints
+from .store import ResultsStore, unusable
+from .summary import summarize, summary_fields, timings, write_summary, write_timings
+from .units import FILE_FIELDS, Unit, file_digests, fingerprint, plan_units, unit_fingerprints
 
 STORE_NAME = "results.sqlite"
+#: the store and the files SQLite keeps next to it (it would follow a link there)
+STORE_FILES = (STORE_NAME, f"{STORE_NAME}-wal", f"{STORE_NAME}-shm", f"{STORE_NAME}-journal")
+#: outputs derived from the store (rewritten by :func:`finalize`); ``plots/`` too
+DERIVED = ("summary.csv", "timings.csv", "cbr_table.csv", "cbr_table.md", "quality_table.md")
 
 
-def _stored_scenario(blob: str | None) -> Scenario | None:
+def _scenario_data(blob: str, path: Path) -> dict:
+    """The stored scenario's JSON object; anything else makes the store unusable."""
+    try:
+        data = json.loads(blob)
+    except ValueError:
+        raise unusable(path, "the stored scenario is not JSON") from None
+    if not isinstance(data, dict):
+        raise unusable(path, "the stored scenario is not a JSON object")
+    return data
+
+
+def _stored_scenario(blob: str | None, path: Path) -> Scenario | None:
+    """The stored scenario; None when there is none or another version wrote one this
+    version does not accept (its units then count as changed)."""
     if blob is None:
         return None
     try:
-        return validate(json.loads(blob))
+        return validate(_scenario_data(blob, path))
     except (ValueError, KeyError, TypeError):  # written by another version
         return None
 
 
-def _changed(old: Scenario | None, sc: Scenario, stale: list[Unit]) -> str:
-    """Which parameters differ, by scheme / video where that is where they differ."""
+def _stored_files(store: ResultsStore) -> dict[str, dict[str, str]]:
+    """{video label: {file field: digest}} the latest run recorded ({} before digests)."""
+    blob = store.get_meta("file_digests")
+    try:
+        data = json.loads(blob) if blob is not None else {}
+    except ValueError:
+        raise unusable(store.path, "the stored file digests are not JSON") from None
+    if not isinstance(data, dict) or not all(
+            isinstance(v, dict) and all(isinstance(d, str) for d in v.values())
+            for v in data.values()):
+        raise unusable(store.path, "the stored file digests are not {video: {file: digest}}")
+    return data
+
+
+def _file_changes(label: str, old: dict, new: dict) -> str | None:
+    """``videos[<label>] (file content)`` when a file the video reads changed."""
+    if label not in old:
+        return f"videos[{label}] (file content not recorded by the run that stored its units)"
+    what = [("file content" if k == "video_file" else "captions file content")
+            for k in FILE_FIELDS if old[label].get(k) != new.get(label, {}).get(k)]
+    return f"videos[{label}] ({', '.join(what)})" if what else None
+
+
+def _changed(old: Scenario | None, sc: Scenario, stale: list[Unit],
+             old_files: dict | None = None, files: dict | None = None) -> str:
+    """Which parameters differ, by scheme / video where that is where they differ
+    (``old_files`` / ``files``: the file digests of the stored and of this run)."""
     if old is None:
         return "stored scenario unreadable"
     parts = []
@@ -50,17 +92,26 @@ def _changed(old: Scenario | None, sc: Scenario, stale: list[Unit]) -> str:
               if e["name"] in names and e["name"] in olds and olds[e["name"]] != e]
     labels = {u.video for u in stale if u.video}
     oldv = {v.label(): v for v in old.videos}
-    parts += [f"videos[{v.label()}]" for v in sc.videos
-              if v.label() in labels and v.label() in oldv and oldv[v.label()] != v]
+    for v in sc.videos:
+        label = v.label()
+        if label not in labels or label not in oldv:
+            continue
+        if oldv[label] != v:
+            parts.append(f"videos[{label}]")
+        elif label in (files or {}) or label in (old_files or {}):
+            parts += filter(None, [_file_changes(label, old_files or {}, files or {})])
     if sc.kind == "link" and old.monte_carlo != sc.monte_carlo:
         parts.append("monte_carlo")
     return ", ".join(parts) or "parameters"
 
 
 def _clear(out: Path) -> None:
-    """Derived outputs (rewritten from the store after every run)."""
-    (out / "summary.csv").unlink(missing_ok=True)
-    shutil.rmtree(out / "plots", ignore_errors=True)
+    """Derived outputs (rewritten from the store after every run); links are removed
+    as links, never followed."""
+    for p in (out / name for name in DERIVED):
+        if p.is_symlink() or not p.is_dir():  # a folder there: refused when written
+            p.unlink(missing_ok=True)
+    remove_tree(out / "plots")
 
 
 def open_store(sc: Scenario, out: Path, fresh: bool = False) -> tuple[ResultsStore, list[Unit]]:
@@ -73,10 +124,13 @@ def open_store(sc: Scenario, out: Path, fresh: bool = False) -> tuple[ResultsSto
     """
     store = ResultsStore(out / STORE_NAME)
     try:
-        old = _stored_scenario(store.get_meta("scenario"))
-        stored = _known_params(store, old, out)
+        old = _stored_scenario(store.get_meta("scenario"), store.path)
+        old_files = _stored_files(store)
+        stored = _known_params(store, old, old_files)
+        store.check()
         units = plan_units(sc)
-        want = unit_fingerprints(sc, units)
+        files = file_digests(sc)
+        want = unit_fingerprints(sc, units, files)
         versions = store.unit_versions()
         other = sorted({versions[u.unit_id] for u in units
                         if u.unit_id in versions and versions[u.unit_id] != __version__})
@@ -84,7 +138,7 @@ def open_store(sc: Scenario, out: Path, fresh: bool = False) -> tuple[ResultsSto
             stored[u.unit_id] != want[u.unit_id] or versions[u.unit_id] != __version__)]
         if stale and not fresh:
             kept = len(stored) - len(stale)
-            changed = ", ".join(([_changed(old, sc, stale)] if any(
+            changed = ", ".join(([_changed(old, sc, stale, old_files, files)] if any(
                 stored[u.unit_id] != want[u.unit_id] for u in stale) else [])
                 + [f"computed by lgvsc {v}, this is {__version__}" for v in other])
             raise UserError(
@@ -97,7 +151,8 @@ def open_store(sc: Scenario, out: Path, fresh: bool = False) -> tuple[ResultsSto
             print(f"lgvsc: --fresh: discarded {n} stored units computed with other parameters",
                   file=sys.stderr)
             _clear(out)
-        store.set_meta(scenario=sc.model_dump_json(), lgvsc_version=__version__)
+        store.set_meta(scenario=sc.model_dump_json(), lgvsc_version=__version__,
+                       file_digests=json.dumps(files, sort_keys=True))
     except BaseException:
         store.close()
         raise
@@ -107,29 +162,32 @@ def open_store(sc: Scenario, out: Path, fresh: bool = False) -> tuple[ResultsSto
     return store, [u for u in units if u.unit_id not in done]
 
 
-def _known_params(store: ResultsStore, old: Scenario | None, out: Path) -> dict[str, str]:
+def _known_params(store: ResultsStore, old: Scenario | None, files: dict) -> dict[str, str]:
     """{unit_id: fingerprint}; units of an upgraded store get theirs from the stored
-    scenario, which computed them."""
+    scenario and file digests, which computed them."""
     stored = store.unit_params()
     unknown = [u for u, p in stored.items() if p is None]
     if not unknown:
         return stored
     if old is None:
-        raise UserError(f"{out / STORE_NAME}: units without parameters and no readable "
-                        "scenario; rerun with --out to write elsewhere")
-    store.set_params(_old_fingerprints(old, unknown))
+        raise unusable(store.path, "units without parameters and no readable scenario; "
+                                   "rerun with --out to write elsewhere")
+    store.set_params(_old_fingerprints(old, unknown, files, store.path))
     return store.unit_params()
 
 
-def _old_fingerprints(old: Scenario, unit_ids: list[str]) -> dict[str, str]:
+def _old_fingerprints(old: Scenario, unit_ids: list[str], files: dict,
+                      path: Path) -> dict[str, str]:
     """Fingerprints of stored units from the scenario that computed them."""
     memo, out = {}, {}
     for uid in unit_ids:
-        scheme, _, video, _ = uid.split("|")
-        key = (scheme, video)
+        parts = uid.split("|") if isinstance(uid, str) else []
+        if len(parts) != 4:
+            raise unusable(path, f"unit id {uid!r} is not scheme|snr|video|trial")
+        key = (parts[0], parts[2])
         if key not in memo:
             try:
-                memo[key] = fingerprint(old, scheme, video)
+                memo[key] = fingerprint(old, *key, files)
             except StopIteration:  # not in the stored scenario: can never match
                 memo[key] = "unknown"
         out[uid] = memo[key]
@@ -147,19 +205,33 @@ def unavailable_schemes(sc: Scenario) -> dict[str, str]:
     return out
 
 
+def _store_path(out: Path) -> Path:
+    """``out``'s store; one line when ``out`` is not a results folder."""
+    path = out / STORE_NAME
+    if not path.exists() and not path.is_symlink():
+        raise UserError(f"{out}: no {STORE_NAME} here (not a results folder)")
+    refuse_links(out, STORE_FILES)
+    return path
+
+
 def stored_results(out: Path) -> tuple[Scenario, list[dict]]:
     """The stored scenario of results folder ``out`` and the rows of its units (units
-    stored for other schemes, SNRs or parameters are left out)."""
-    if not (out / STORE_NAME).exists():
-        raise UserError(f"{out}: no {STORE_NAME} here (not a results folder)")
-    with ResultsStore(out / STORE_NAME) as store:
+    stored for other schemes, SNRs or parameters are left out). Reads no video file:
+    file-sourced units are matched by the digests their run recorded."""
+    path = _store_path(out)
+    with ResultsStore(path) as store:
         blob = store.get_meta("scenario")
         if blob is None:
-            raise UserError(f"{out / STORE_NAME}: no scenario stored")
-        sc = validate(json.loads(blob))
-        _known_params(store, sc, out)
+            raise unusable(path, "no scenario stored")
+        try:
+            sc = validate(_scenario_data(blob, path))
+        except (ValueError, KeyError, TypeError) as e:
+            raise unusable(path, f"stored scenario unreadable: {e}") from None
+        files = _stored_files(store)
+        _known_params(store, sc, files)
         rows = store.rows()
-    want = unit_fingerprints(sc, plan_units(sc))  # the scenario's units, as it defines them
+    # the scenario's units, as it defines them
+    want = unit_fingerprints(sc, plan_units(sc), files)
     return sc, [r for r in rows if want.get(r["unit_id"]) == r["params"]]
 
 
@@ -177,16 +249,36 @@ def scenario_warnings(sc: Scenario) -> list[str]:
     return lines
 
 
-def finalize(out: Path) -> list[Path]:
-    """(Re)write summary.csv and the plots from the store in ``out``."""
-    sc, rows = stored_results(out)
-    summary = write_summary(out / "summary.csv", summarize(sc, rows), summary_fields(sc))
-    return [summary] + plot_results(out, sc)
+def _prepare(out: Path, fresh: bool) -> None:
+    """Before a locked run touches ``out``: no link where the store lives, ``plots`` a
+    real folder (under ``fresh`` a link there is removed as a link), no stale temps."""
+    refuse_links(out, STORE_FILES)
+    if (out / "plots").is_symlink():
+        safe_dir(out / "plots", unlink_link=fresh)
+    clean_temps(out)
+    clean_temps(out / "plots")
+
+
+def finalize(out: str | Path) -> list[Path]:
+    """(Re)write summary.csv, timings.csv and the plots from the store in ``out``,
+    holding the folder's lock; every file is written atomically."""
+    out = Path(out)
+    _store_path(out)
+    with folder_lock(out):
+        _prepare(out, fresh=False)
+        sc, rows = stored_results(out)
+        summary = write_summary(out / "summary.csv", summarize(sc, rows), summary_fields(sc))
+        times = write_timings(out / "timings.csv", timings(sc, rows))
+        return [summary, times] + plot_results(out, sc)
 
 
 def run(sc: Scenario, out: str | Path | None = None, executor: str | None = None,
         workers: int | None = None, fresh: bool = False, progress: bool = True) -> Path:
-    """Run (or resume) ``sc``; returns the results folder."""
+    """Run (or resume) ``sc``; returns the results folder.
+
+    Nothing in the folder is touched before the scenario is known to run here (device,
+    executor, :func:`~lgvsc.sim.preflight.preflight`); then the folder's lock is held
+    until the last output is written, so a second run on it is refused."""
     out = Path(out) if out else Path("results") / sc.name
     try:
         RunContext(sc.device, sc.precision).check()
@@ -194,10 +286,23 @@ def run(sc: Scenario, out: str | Path | None = None, executor: str | None = None
         raise UserError(str(e)) from None
     ex_spec = sc.executor
     ex = make_executor(executor or ex_spec.type, workers or ex_spec.workers, ex_spec.address)
+    from .preflight import preflight
+
+    warnings = list(preflight(sc) or [])
+    for line in scenario_warnings(sc) + warnings:
+        print(f"lgvsc: warning: {line}", file=sys.stderr)
+    make_folder(out)
+    with folder_lock(out):
+        _prepare(out, fresh)
+        _execute(sc, out, ex, fresh, progress)
+    return out
+
+
+def _execute(sc: Scenario, out: Path, ex, fresh: bool, progress: bool) -> None:
+    """Open the store, run what is pending, then rewrite the outputs (also after an
+    interruption: the finished units are stored)."""
     store, pending = open_store(sc, out, fresh)
     skip = unavailable_schemes(sc)
-    for line in scenario_warnings(sc):
-        print(f"lgvsc: warning: {line}", file=sys.stderr)
     try:
         pending = [u for u in pending if u.scheme not in skip]
         blob = sc.model_dump_json()
@@ -213,4 +318,3 @@ def run(sc: Scenario, out: str | Path | None = None, executor: str | None = None
         store.close()
         if (out / STORE_NAME).exists():
             finalize(out)
-    return out

@@ -24,6 +24,10 @@ Video scenarios, per scheme x SNR (see :mod:`lgvsc.sim.stats` for the intervals)
 
 The scenario's ``failure: drop | conceal`` picks which of the two quality
 columns the tables and figures show (:func:`shown`).
+
+``summary.csv`` holds only what the stored units determine, so two runs of one
+scenario write it byte for byte the same; how long the units took is in
+``timings.csv`` (:func:`timings`), which is not reproducible.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from .metrics import METRICS
+from .outputs import atomic_write
 from .scenario import Scenario
 from .schemes import SCHEMES
 from .seeding import RunContext
@@ -46,13 +51,15 @@ COUNT_FIELDS = ("bits", "bit_errors", "blocks", "block_errors", "raw_bits", "raw
                 "channel_uses", "batches")
 FIELDS = ("scheme", "type", "channel", "snr_db", "ber", "ber_lo", "ber_hi", "ber_ci_over", "bler",
           "bler_lo", "bler_hi", "raw_ber") + COUNT_FIELDS + (
-    "units", "stop_reason", "wall_s", "ber_theory", "bler_theory", "shannon_limit_db")
+    "units", "stop_reason", "ber_theory", "bler_theory", "shannon_limit_db")
 #: video summaries: the head, then per-metric columns, then the tail
 VIDEO_HEAD = ("scheme", "type", "channel", "snr_db", "failure", "videos", "trials",
               "failed_trials", "outage", "outage_lo", "outage_hi", "failed_parts",
               "videos_ok", "trials_ok", "ci_over", "ci_over_ok")
 VIDEO_TAIL = ("keyframe_cbr", "raw_ber", "ber", "bler", "payload_bits", "channel_uses",
-              "unavailable", "wall_s")
+              "unavailable")
+#: timings.csv: the summary's row keys, how many units, their summed wall time (s)
+TIMING_FIELDS = ("scheme", "snr_db", "units", "wall_s")
 TEXT_FIELDS = ("scheme", "type", "channel", "stop_reason", "unavailable", "failure",
                "failed_parts", "ci_over", "ci_over_ok", "ber_ci_over")
 
@@ -156,8 +163,7 @@ def summarize_video(sc: Scenario, rows: list[dict]) -> list[dict]:
                        payload_bits=float(np.mean([r["bits"] or 0 for r in g])),
                        channel_uses=float(np.mean([r["channel_uses"] for r in g])),
                        unavailable=";".join(m for m in sc.metrics
-                                            if all(r["metrics"].get(m) is None for r in g)),
-                       wall_s=sum(r["wall_s"] for r in g))
+                                            if all(r["metrics"].get(m) is None for r in g)))
             out.append(row)
     return out
 
@@ -192,8 +198,7 @@ def summarize_link(sc: Scenario, rows: list[dict]) -> list[dict]:
                        ber=_rate(c["bit_errors"], c["bits"]),
                        bler=_rate(c["block_errors"], c["blocks"]),
                        raw_ber=_rate(c["raw_bit_errors"], c["raw_bits"]), **c, units=len(g),
-                       stop_reason=";".join(sorted({r["stop_reason"] for r in g})),
-                       wall_s=sum(r["wall_s"] for r in g),
+                       stop_reason=";".join(sorted({r["stop_reason"] or "" for r in g})),
                        ber_theory=theo["ber"], bler_theory=theo["bler"],
                        shannon_limit_db=limit)
             row["ber_lo"], row["ber_hi"], row["ber_ci_over"] = _ber_interval(obj, sc, g, c, conf)
@@ -225,15 +230,28 @@ def _fmt(v):
     return str(v)
 
 
+def timings(sc: Scenario, rows: list[dict]) -> list[dict]:
+    """timings.csv rows, in the summary's order: per scheme x SNR the number of units
+    and their summed wall time in seconds (units without one count 0 s)."""
+    groups = _groups(rows)
+    return [dict(scheme=e["name"], snr_db=snr, units=len(groups[(e["name"], snr)]),
+                 wall_s=sum(r["wall_s"] or 0.0 for r in groups[(e["name"], snr)]))
+            for e in sc.schemes for snr in sorted(s for (n, s) in groups if n == e["name"])]
+
+
 def write_summary(path: Path, rows: list[dict], fields=FIELDS) -> Path:
-    tmp = Path(path).with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
+    """Write ``rows`` as CSV with columns ``fields``, atomically; returns the path."""
+    with atomic_write(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         for r in rows:
             w.writerow({k: _fmt(r.get(k)) for k in fields})
-    tmp.replace(path)
     return Path(path)
+
+
+def write_timings(path: Path, rows: list[dict]) -> Path:
+    """timings.csv (:func:`timings`), atomically."""
+    return write_summary(path, rows, TIMING_FIELDS)
 
 
 def read_summary(path: Path) -> list[dict]:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from dataclasses import asdict, dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import torch
 
@@ -51,10 +53,16 @@ def _scenario(blob: str) -> Scenario:
     return validate(json.loads(blob))
 
 
-def fingerprint(sc: Scenario, scheme: str, video: str = "") -> str:
+def fingerprint(sc: Scenario, scheme: str, video: str = "", files: dict | None = None) -> str:
     """Hash of what a unit of ``scheme`` on ``video`` depends on
-    (:meth:`~lgvsc.sim.scenario.Scenario.unit_parameters`)."""
-    blob = json.dumps(sc.unit_parameters(scheme, video), sort_keys=True, separators=(",", ":"))
+    (:meth:`~lgvsc.sim.scenario.Scenario.unit_parameters`) and, for a video read from
+    a file, the file's content (:func:`file_digests`; ``files`` gives them as a run
+    recorded them, else the files are read now). Builtin and synthetic sources have
+    no file part, so their fingerprints do not depend on this machine's files."""
+    params = sc.unit_parameters(scheme, video)
+    if video:
+        params.update(video_files(sc, video) if files is None else files.get(video, {}))
+    blob = json.dumps(params, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -63,13 +71,70 @@ def _fingerprint(blob: str, scheme: str, video: str) -> str:
     return fingerprint(_scenario(blob), scheme, video)
 
 
-def unit_fingerprints(sc: Scenario, units: list[Unit]) -> dict[str, str]:
-    """{unit_id: fingerprint} for ``units``."""
+def unit_fingerprints(sc: Scenario, units: list[Unit], files: dict | None = None
+                      ) -> dict[str, str]:
+    """{unit_id: fingerprint} for ``units`` (``files``: as in :func:`fingerprint`)."""
     memo = {}
     for u in units:
         if (u.scheme, u.video) not in memo:
-            memo[(u.scheme, u.video)] = fingerprint(sc, u.scheme, u.video)
+            memo[(u.scheme, u.video)] = fingerprint(sc, u.scheme, u.video, files)
     return {u.unit_id: memo[(u.scheme, u.video)] for u in units}
+
+
+#: the files a video entry reads, as the key its digest has in a unit's parameters
+FILE_FIELDS = {"video_file": "source", "captions_file": "captions"}
+
+
+def _entry_path(sc: Scenario, value: str | None) -> Path | None:
+    """A file path of a video entry, resolved as :func:`~lgvsc.sim.video.load_video`
+    does (relative to the scenario's folder); None for builtin / synthetic sources."""
+    if not value or value.partition(":")[0] in ("builtin", "synthetic"):
+        return None
+    p = Path(value)
+    return p if p.is_absolute() else Path(sc.base_dir or ".") / p
+
+
+def video_files(sc: Scenario, label: str) -> dict[str, str]:
+    """{"video_file": digest, "captions_file": digest} of the files video ``label``
+    reads (only the ones it has)."""
+    spec = sc.video(label)
+    out = {}
+    for key, field in FILE_FIELDS.items():
+        path = _entry_path(sc, getattr(spec, field))
+        if path is not None:
+            out[key] = file_digest(path)
+    return out
+
+
+def file_digests(sc: Scenario) -> dict[str, dict[str, str]]:
+    """{video label: :func:`video_files`} for the videos of ``sc`` that read files."""
+    out = {v.label(): video_files(sc, v.label()) for v in sc.videos}
+    return {k: v for k, v in out.items() if v}
+
+
+_DIGESTS: dict[tuple, str] = {}
+
+
+def file_digest(path: Path, chunk: int = 1 << 20) -> str:
+    """``<size in bytes>:<sha256 hex>`` of the file's content, read in ``chunk``-byte
+    pieces and memoised by (resolved path, size, mtime in ns). A file that cannot be
+    read gives ``missing`` / ``unreadable (<reason>)`` (preflight reports it)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "missing"
+    key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        h, size = hashlib.sha256(), 0
+        try:
+            with open(path, "rb") as f:
+                while block := f.read(chunk):
+                    h.update(block)
+                    size += len(block)
+        except OSError as e:
+            return f"unreadable ({e.strerror})"
+        _DIGESTS[key] = f"{size}:{h.hexdigest()}"
+    return _DIGESTS[key]
 
 
 @lru_cache(maxsize=32)

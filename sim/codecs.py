@@ -18,24 +18,35 @@ stream) is switched off in band: it carries nothing a decoder needs.
 :func:`mux_mp4` writes what ``ffmpeg -i in -c:v ... out.mp4`` would (global
 headers in ``avcC`` / ``hvcC``), in memory, to measure a container.
 
-Decoding runs in a child process (``python -m lgvsc.sim.codecs``) under a
-time limit: a corrupted bitstream can make FFmpeg spin or crash, and neither
-may take the simulation down. The receiver is given the packet lengths and
-their display indices (the framing a container or RTP would carry); their
-payload bits arrive with whatever errors the channel left. Each decoded
-picture lands at the display index its packet carried, so the output is in
-display order whatever the decode order. A frame that does not come out of
-the decoder at the right size is concealed by repeating the last good frame
-before it in display order (mid-grey before the first one). Exactly F frames
-come out, always.
+Decoding runs in a child process under a time and a memory limit: a
+corrupted bitstream can make FFmpeg spin, crash or allocate without bound,
+and none of these may take the simulation down. The child is this file run
+as a script by Python in isolated mode (``python -I .../codecs.py``: neither
+the working directory nor ``PYTHON*`` variables nor the user site reach its
+``sys.path``), from a fresh temporary directory, so a user's ``av.py`` or
+``lgvsc/`` where the simulation runs cannot stand in for the real ones. It
+limits itself: its address space to :func:`memory_limit` (``RLIMIT_AS``),
+its CPU time to the time limit (a backstop should its parent die), and
+writes no core file; a child over its memory limit ends as ``"crashed"``.
+The receiver is given the packet lengths and their display indices (the
+framing a container or RTP would carry); their payload bits arrive with
+whatever errors the channel left. Each decoded picture lands at the display
+index its packet carried, so the output is in display order whatever the
+decode order. A frame that does not come out of the decoder at the right
+size is concealed by repeating the last good frame before it in display
+order (mid-grey before the first one). Exactly F frames come out, always.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import math
+import mmap
+import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -49,6 +60,16 @@ GREY = 128
 #: encoder time base (frames per second); CQP bitstreams do not depend on it
 FPS = 25
 _INDEX_BYTES = 4  # child -> parent record: display index (little endian), then the frame
+#: the decoder child, run as a script: it imports no lgvsc module
+_CHILD = os.path.abspath(__file__)
+#: decoder child's address space: a fixed part for the interpreter, numpy, PyAV and
+#: the FFmpeg libraries, plus room for this many RGB pictures of the clip's size.
+#: Measured VmPeak (one BLAS and one swscale thread, h264 / h265): 205-220 MB from
+#: 64x64 to 720p, 229-238 MB at 1080p, 338 MB at 2160p, i.e. ~205 MB plus 4-6 RGB
+#: pictures (a full DPB is 16 yuv420 pictures, 8 RGB ones). The child streams its
+#: frames out, so it does not grow with their number (120 frames peak as 8 do).
+MEMORY_BASE_BYTES = 1 << 30
+MEMORY_PICTURES = 32
 
 
 @dataclass
@@ -206,13 +227,20 @@ class Decoded:
     status: str  # "ok" | "timeout" | "crashed"
 
 
+def memory_limit(height: int, width: int) -> int:
+    """Default address-space limit (bytes) of the decoder child for H x W pictures."""
+    return MEMORY_BASE_BYTES + MEMORY_PICTURES * height * width * 3
+
+
 def decode(data: bytes, lengths: list[int], codec: str, height: int, width: int,
-           timeout_s: float | None = None, pts: list[int] | None = None) -> Decoded:
+           timeout_s: float | None = None, pts: list[int] | None = None,
+           memory_limit_bytes: int | None = None) -> Decoded:
     """Decode a (possibly corrupted) bitstream in a child process; never raises on bad data.
 
     :param data: the packets' bytes, concatenated in decode order.
     :param lengths: bytes per packet (F packets).
     :param pts: display index of each packet (default ``range(F)``).
+    :param memory_limit_bytes: the child's address space (default :func:`memory_limit`).
     :output: :class:`Decoded` with F frames [F, H, W, 3] in display order.
     """
     f = len(lengths)
@@ -220,18 +248,11 @@ def decode(data: bytes, lengths: list[int], codec: str, height: int, width: int,
     if len(pts) != f:
         raise ValueError(f"pts must have one entry per packet ({f}), got {len(pts)}")
     timeout_s = timeout_s if timeout_s is not None else 10.0 + 0.5 * f
+    memory = memory_limit_bytes if memory_limit_bytes is not None else memory_limit(height, width)
     header = json.dumps({"codec": codec, "lengths": lengths, "pts": pts, "height": height,
-                         "width": width})
-    status = "ok"
-    try:
-        p = subprocess.run([sys.executable, "-m", "lgvsc.sim.codecs"],
-                           input=header.encode() + b"\n" + data, capture_output=True,
-                           timeout=timeout_s)
-        out = p.stdout
-        if p.returncode != 0:
-            status = "crashed"
-    except subprocess.TimeoutExpired as e:
-        out, status = e.stdout or b"", "timeout"
+                         "width": width, "memory_limit": int(memory),
+                         "cpu_limit": math.ceil(timeout_s) + 1})
+    out, status = _run_child(header.encode() + b"\n" + data, timeout_s)
     got = _read_records(out, f, height * width * 3)
     frames = np.empty((f, height, width, 3), np.uint8)
     last = None
@@ -240,6 +261,32 @@ def decode(data: bytes, lengths: list[int], codec: str, height: int, width: int,
             last = np.frombuffer(out, np.uint8, height * width * 3, got[i]).reshape(height, width, 3)
         frames[i] = last if last is not None else GREY
     return Decoded(frames, len(got), f - len(got), status)
+
+
+def _run_child(stdin: bytes, timeout_s: float) -> tuple[bytes, str]:
+    """Run the decoder child isolated, in a fresh directory: (its stdout, status)."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    with tempfile.TemporaryDirectory(prefix="lgvsc-decode-") as cwd:
+        try:
+            p = subprocess.run([sys.executable, "-I", _CHILD], input=stdin, capture_output=True,
+                               timeout=timeout_s, cwd=cwd, env=env)
+        except subprocess.TimeoutExpired as e:
+            return e.stdout or b"", "timeout"
+    if p.returncode == 0:
+        return p.stdout, "ok"
+    _check_environment(p.stderr)
+    return p.stdout, "crashed"
+
+
+def _check_environment(stderr: bytes) -> None:
+    """A child that could not import numpy or av failed for its environment, not for
+    the data: say so rather than conceal every frame (bad data never stops an import)."""
+    last = (stderr.decode(errors="replace").strip().splitlines() or [""])[-1]
+    if last.startswith("ModuleNotFoundError"):
+        from .errors import UserError
+
+        raise UserError(f"the video decoder child ({sys.executable} -I, isolated: no "
+                        f"PYTHONPATH) failed: {last}; install lgvsc[video] into that Python")
 
 
 def _read_records(out: bytes, f: int, frame_bytes: int) -> dict[int, int]:
@@ -258,17 +305,42 @@ def _emit(out, frames, h: int, w: int) -> None:
     for fr in frames:
         if fr.pts is None or not 0 <= fr.pts < 2**32 or (fr.height, fr.width) != (h, w):
             continue
-        img = fr.to_ndarray(format="rgb24")
+        img = fr.to_ndarray(format="rgb24", threads=1)  # swscale: one thread, not one per CPU
         out.write(int(fr.pts).to_bytes(_INDEX_BYTES, "little"))
         out.write(np.ascontiguousarray(img, dtype=np.uint8).tobytes())
         out.flush()
 
 
+def _limit_resources(memory_bytes: int, cpu_s: int) -> None:
+    """The child's own limits: address space, CPU seconds, no core file (POSIX)."""
+    try:
+        import resource
+    except ImportError:  # not POSIX: the parent's time limit alone
+        return
+    _lower(resource, resource.RLIMIT_CORE, 0, 0)
+    _lower(resource, resource.RLIMIT_CPU, cpu_s, cpu_s + 1)
+    _lower(resource, resource.RLIMIT_AS, memory_bytes, memory_bytes)
+
+
+def _lower(resource, which: int, soft: int, hard: int) -> None:
+    """Set a limit to (soft, hard), never above the limits already in force (a user's
+    ``ulimit``); a platform that refuses this limit keeps its own."""
+    inf = resource.RLIM_INFINITY
+    cur_soft, cur_hard = resource.getrlimit(which)
+    hard = hard if cur_hard == inf else min(hard, cur_hard)
+    soft = min(soft, hard) if cur_soft == inf else min(soft, hard, cur_soft)
+    try:
+        resource.setrlimit(which, (soft, hard))
+    except (ValueError, OSError):
+        pass
+
+
 def _child() -> None:  # pragma: no cover - exercised through decode()
-    import av
+    import av  # before the limits: an import never depends on the data
 
     src = sys.stdin.buffer
     hdr = json.loads(src.readline())
+    _limit_resources(hdr["memory_limit"], hdr["cpu_limit"])
     h, w = hdr["height"], hdr["width"]
     out = sys.stdout.buffer
     ctx = av.CodecContext.create(DECODERS[hdr["codec"]], "r")
@@ -280,14 +352,29 @@ def _child() -> None:  # pragma: no cover - exercised through decode()
             continue
         pkt = av.Packet(chunk)
         pkt.pts = pts
-        try:
-            _emit(out, ctx.decode(pkt), h, w)
-        except (av.error.FFmpegError, ValueError, MemoryError):
-            continue
-    try:  # drain the pictures held back for reordering
-        _emit(out, ctx.decode(None), h, w)
-    except (av.error.FFmpegError, ValueError, MemoryError):
-        pass
+        _decode_packet(av, ctx, pkt, out, h, w)
+    _decode_packet(av, ctx, None, out, h, w)  # drain the pictures held back for reordering
+
+
+def _decode_packet(av, ctx, pkt, out, h: int, w: int) -> None:
+    """Decode one packet (``None``: drain) and emit its pictures; a decoding error
+    skips the packet, running out of memory ends the child ("crashed")."""
+    try:
+        _emit(out, ctx.decode(pkt), h, w)
+    except MemoryError:  # av.error.MemoryError too: over the limit, never carry on
+        raise
+    except (av.error.FFmpegError, ValueError):
+        _check_memory(max(h * w * 3, 1 << 20))
+
+
+def _check_memory(n: int) -> None:
+    """Raise MemoryError when ``n`` more bytes of address space cannot be had: the error
+    just seen was for want of memory (h264 reports a failed picture allocation as
+    invalid data). The pages are mapped, never touched."""
+    try:
+        mmap.mmap(-1, n).close()
+    except OSError as e:
+        raise MemoryError(f"cannot map {n} more bytes") from e
 
 
 if __name__ == "__main__":

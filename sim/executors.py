@@ -1,14 +1,24 @@
 """Executors run units and yield their results as they finish.
 
 ``local``: in this process for one worker, else a process pool (spawned
-workers, one torch thread each). ``ray``: joins the cluster at ``address``
+workers, one torch thread each) whose workers end with their parent, even
+when it is killed (SIGKILL): on Linux the kernel signals them
+(``PR_SET_PDEATHSIG``), elsewhere a thread watches the parent's pid. Once
+the parent and its workers are gone, the multiprocessing resource tracker
+(its pipe closed) ends too. ``ray``: joins the cluster at ``address``
 or starts a local Ray with ``workers`` CPUs. All call the same
 :func:`~lgvsc.sim.units.execute_unit`, so results do not depend on the executor.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
+import os
+import signal
+import sys
+import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Iterable, Iterator
 
@@ -17,6 +27,7 @@ from .errors import UserError
 from .units import Unit, execute_unit
 
 EXECUTORS: Registry[type["Executor"]] = Registry("executor")
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class Executor:
@@ -38,7 +49,8 @@ class LocalExecutor(Executor):
                 yield execute_unit(blob, u)
             return
         ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(self.workers, mp_context=ctx) as pool:
+        with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_die_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             pending = {pool.submit(execute_unit, blob, u, 1) for u in units}
             try:
                 while pending:
@@ -48,6 +60,36 @@ class LocalExecutor(Executor):
             finally:
                 for f in pending:
                     f.cancel()
+
+
+def _die_with_parent(parent: int) -> None:
+    """Pool worker initializer: end this worker when ``parent`` dies, however it dies.
+
+    The kernel's death signal goes with the thread that started the worker: the
+    pool starts all its workers from the thread that iterates :meth:`LocalExecutor.run`.
+    """
+    if not _set_death_signal(signal.SIGKILL):
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def _set_death_signal(sig: int) -> bool:
+    """Ask Linux to send ``sig`` to this process when its parent dies; False elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch_parent(parent: int, period_s: float = 0.5) -> None:
+    """Poll the parent's pid; exit at once when this process has been orphaned."""
+    while os.getppid() == parent:
+        time.sleep(period_s)
+    os._exit(1)
 
 
 @EXECUTORS.register("ray", packages=("ray",))

@@ -5,6 +5,13 @@ input of unit average power (Es = 1). The complex noise variance is therefore
 ``no = 10 ** (-snr_db / 10)``, ``no / 2`` per real dimension. On fading
 channels ``E[|h|^2] = 1``, so ``snr_db`` is the *average* received SNR.
 
+Numerical range: ``snr_db`` in [:data:`SNR_DB_MIN`, :data:`SNR_DB_MAX`] =
+[-100, 100] dB, i.e. ``no <= 1e10``. Received powers and the demappers'
+``|y - s|^2 / no`` stay far inside float32 there; at about -380 dB they
+overflow to inf and NaN LLRs would decode to an all-zero word, whose CRC
+passes. :func:`snr_db_to_no` refuses an SNR outside the range and a channel
+call refuses a non-finite ``no`` or one above :data:`NO_MAX` (``ValueError``).
+
 Fixed settings (coherence length, K-factor) are validated in ``__init__``;
 per-draw inputs (the noise variance and the random generator) go in the call.
 Every channel returns ``(y, h)`` where ``h`` broadcasts against ``y``; the
@@ -22,9 +29,36 @@ from .registry import Registry
 CHANNELS: Registry[type["Channel"]] = Registry("channel")
 
 
+#: Es/N0 range (dB) the link layer computes in (see the module docstring)
+SNR_DB_MIN, SNR_DB_MAX = -100.0, 100.0
+#: largest complex noise variance a channel takes (Es = 1): SNR_DB_MIN
+NO_MAX = 10.0 ** (-SNR_DB_MIN / 10.0)
+
+
 def snr_db_to_no(snr_db: float) -> float:
-    """Complex noise variance ``no`` for Es/N0 ``snr_db`` (dB) with Es = 1."""
-    return 10.0 ** (-float(snr_db) / 10.0)
+    """Complex noise variance ``no`` for Es/N0 ``snr_db`` (dB) with Es = 1, in float64.
+
+    :raises ValueError: ``snr_db`` is a bool, not finite or outside
+        [``SNR_DB_MIN``, ``SNR_DB_MAX``] dB.
+    """
+    try:
+        s = math.nan if isinstance(snr_db, (bool, str, bytes)) else float(snr_db)
+    except (TypeError, ValueError):
+        s = math.nan
+    if not (math.isfinite(s) and SNR_DB_MIN <= s <= SNR_DB_MAX):
+        raise ValueError(f"snr_db must be a finite Es/N0 in [{SNR_DB_MIN:g}, {SNR_DB_MAX:g}] dB, "
+                         f"got {snr_db!r}")
+    return 10.0 ** (-s / 10.0)
+
+
+def check_no(no: float) -> float:
+    """``no`` as a float if it is a usable complex noise variance: finite, in
+    [0, ``NO_MAX``] (``snr_db >= SNR_DB_MIN``); else ``ValueError``."""
+    v = float(no)
+    if not (math.isfinite(v) and 0.0 <= v <= NO_MAX):
+        raise ValueError(f"no must be a finite noise variance in [0, {NO_MAX:g}] "
+                         f"(snr_db >= {SNR_DB_MIN:g} dB), got {no!r}")
+    return v
 
 
 def complex_normal(shape, generator: torch.Generator, dtype=torch.complex64,
@@ -54,8 +88,7 @@ class Channel:
     def __call__(self, x: torch.Tensor, no: float, generator: torch.Generator):
         if not torch.is_complex(x):
             raise TypeError("x must be a complex tensor")
-        if not no >= 0:
-            raise ValueError(f"no must be >= 0, got {no}")
+        no = check_no(no)
         h = self.gains(x.shape, generator, x.dtype, x.device)
         n = complex_normal(x.shape, generator, x.dtype, x.device) * math.sqrt(no)
         return h * x + n, h
@@ -109,7 +142,8 @@ class RicianBlockFading(RayleighBlockFading):
 
     def __init__(self, k_factor: float = 1.0, coherence: int = 1):
         super().__init__(coherence=coherence)
-        if not (isinstance(k_factor, (int, float)) and math.isfinite(k_factor) and k_factor >= 0):
+        if isinstance(k_factor, bool) or not (isinstance(k_factor, (int, float))
+                                              and math.isfinite(k_factor) and k_factor >= 0):
             raise ValueError(f"k_factor must be a finite number >= 0, got {k_factor!r}")
         self.k_factor = float(k_factor)
 

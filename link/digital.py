@@ -8,6 +8,11 @@ Erroneous blocks are *not* dropped: their decoded bits pass through to the
 caller (a video decoder then sees the residual bit errors, which is what
 gives a digital system its cliff), and ``crc_ok`` tells which blocks failed.
 The filler bits that pad the last block are zeros known to both ends.
+
+A block whose LLRs or decoded bits are not all finite (a numerical failure
+the receiver sees) is failed whatever its CRC says: NaN LLRs tend to decode
+to the all-zero word, whose CRC is valid, so trusting the CRC there would
+report a wrong block as received.
 """
 
 from __future__ import annotations
@@ -33,13 +38,25 @@ class BlockResult:
 
     ``u_hat`` [B, k] float hard bits; ``raw_bit_errors`` / ``coded_bits``: hard
     decisions on the channel LLRs before decoding; ``channel_uses``: complex
-    symbols sent.
+    symbols sent; ``finite`` [B] bool: the block's LLRs and decoded bits were
+    all finite (None: not checked; a non-finite block is a failed block).
     """
 
     u_hat: torch.Tensor
     raw_bit_errors: int
     coded_bits: int
     channel_uses: int
+    finite: torch.Tensor | None = None
+
+
+def finite_blocks(*tensors: torch.Tensor) -> torch.Tensor:
+    """[B] bool: True for each block (first axis) whose values in every one of
+    ``tensors`` ([B, ...] each) are all finite."""
+    ok = None
+    for t in tensors:
+        f = torch.isfinite(t.reshape(t.shape[0], -1)).all(dim=1)
+        ok = f if ok is None else ok & f
+    return ok
 
 
 class BlockLink:
@@ -71,7 +88,8 @@ class BlockLink:
         y, h = channel(x, no, generator)
         llr = self.modem.demodulate(y, h, no)
         raw = int(((llr > 0).to(c.dtype) != c).sum())
-        return BlockResult(self.code.decode(llr), raw, c.numel(), x.numel())
+        u_hat = self.code.decode(llr)
+        return BlockResult(u_hat, raw, c.numel(), x.numel(), finite_blocks(llr, u_hat))
 
 
 @dataclass
@@ -196,6 +214,8 @@ class DigitalPipe:
             ok = ok.reshape(c).bool()
         else:
             u_hat, ok = res.u_hat, torch.ones(c, dtype=torch.bool)
+        if res.finite is not None:  # a non-finite block never passes
+            ok = ok & res.finite.reshape(c).to(ok.device)
         wrong = u_hat != u
         out = u_hat.reshape(-1)[:num].to(torch.uint8)
         return DigitalResult(out, ok, res.channel_uses, res.coded_bits, res.raw_bit_errors,

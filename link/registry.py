@@ -118,6 +118,23 @@ def _problem(where: str, e: BaseException, keys, params: dict) -> str:
     return line
 
 
+def _check_no_bools(obj, params: Mapping[str, Any], where: str) -> None:
+    """``true``/``false`` given for a parameter whose annotation names no ``bool`` is
+    refused (Python would take it for 1 or 0)."""
+    try:
+        sig = inspect.signature(obj).parameters
+    except (TypeError, ValueError):
+        return
+    for key, value in params.items():
+        p = sig.get(key)
+        if not isinstance(value, bool) or p is None or p.annotation is p.empty:
+            continue
+        ann = p.annotation if isinstance(p.annotation, str) else getattr(
+            p.annotation, "__name__", str(p.annotation))
+        if "bool" not in ann and "Any" not in ann:
+            raise ValueError(f"{where}.{key}: expected {ann}, not {str(value).lower()}")
+
+
 class Registry(Generic[T]):
     """A named family of components, e.g. ``Registry("channel")``.
 
@@ -211,6 +228,7 @@ class Registry(Generic[T]):
         params = {k: v for k, v in spec.items() if k != "type"}
         keys = spec_keys(obj)
         self._check_keys(kind, params, keys, where, tuple(supplied))
+        _check_no_bools(obj, params, where)
         req = self._needs[kind]
         known = set(keys.allowed or ()) | set(keys.required) | set(params)
         if req.weights:

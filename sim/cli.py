@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..link.registry import UnknownComponentError
@@ -79,19 +80,34 @@ def _cmd_run(a) -> None:
     from .report import run_table
 
     sc = load_scenario(a.file)
-    out = run(sc, a.out, a.executor, a.workers, a.fresh, progress=not a.no_progress)
+    with _named(a.file, sc):
+        out = run(sc, a.out, a.executor, a.workers, a.fresh, progress=not a.no_progress)
     print(run_table(out, sc))
 
 
+@contextmanager
+def _named(file: str, sc):
+    """Preflight errors name the scenario file they are about, and never echo the
+    value of a ``${NAME}`` field."""
+    from .preflight import PreflightError
+
+    try:
+        yield
+    except PreflightError as e:
+        raise UserError(f"{file}: {sc.hide_expanded(str(e))}") from None
+
+
 def _cmd_validate(a) -> None:
+    from .preflight import preflight
     from .runner import scenario_warnings
     from .scenario import load_scenario
-    from .units import plan_units
 
     sc = load_scenario(a.file)
-    for line in scenario_warnings(sc):
-        print(f"lgvsc: warning: {line}", file=sys.stderr)
-    print(f"{a.file}: ok ({sc.kind} scenario {sc.name!r}, {len(plan_units(sc))} units)")
+    with _named(a.file, sc):
+        lines = preflight(sc)
+    for line in scenario_warnings(sc) + lines:
+        print(f"lgvsc: warning: {sc.hide_expanded(line)}", file=sys.stderr)
+    print(f"{a.file}: ok ({sc.kind} scenario {sc.name!r}, {sc.unit_count()} units)")
 
 
 def _cmd_list(a) -> None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 
+from pydantic import ValidationError
+
 from ..semantic.calibration import CalibratedSKEM
 from ..semantic.psss import DEFAULT_FOCUS
 from ..semantic.scorers import make_scorer
 from ..semantic.selectors import SKEM, SKIM
 from .errors import UserError
+from .limits import LimitError, check_video_memory
 from .video import VideoSpec, load_video
 
 
@@ -38,11 +41,41 @@ def _threshold(a):
     return t
 
 
-def keyframes(a) -> None:
+#: VideoSpec fields -> the options that set them
+_OPTIONS = {"source": "source", "frames": "--frames", "size": "--size"}
+
+
+def _spec(a) -> VideoSpec:
+    """The clip the options ask for; a bad option is one line naming it and why."""
+    from .scenario import clip_extent
+
     try:
         spec = VideoSpec(source=a.source, frames=a.frames, size=tuple(a.size) if a.size else None)
-    except ValueError as e:
-        raise UserError(f"{a.source}: {str(e).splitlines()[-1].strip()}") from None
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else "source"
+        msg = err["msg"].removeprefix("Value error, ")
+        raise UserError(f"{_OPTIONS.get(field, field)}: {msg}") from None
+    frames, size = clip_extent(spec)
+    if frames and size:
+        try:
+            check_video_memory("--frames/--size", frames, *size)
+        except LimitError as e:
+            raise UserError(str(e)) from None
+    return spec
+
+
+def _check_lengths(a) -> None:
+    """``--min-len`` <= ``--max-len`` (frames between keyframes)."""
+    if a.max_len is not None and a.min_len > a.max_len:
+        raise UserError(f"--min-len {a.min_len} is larger than --max-len {a.max_len}; "
+                        "the shortest gap between keyframes cannot exceed the longest")
+
+
+def keyframes(a) -> None:
+    spec = _spec(a)
+    if a.selector == "skem":
+        _check_lengths(a)
     frames = load_video(spec).frames
     out = {"keyframes": None, "scores": []}
     if a.selector == "skim":

@@ -290,7 +290,7 @@ def run(sc: Scenario, out: str | Path | None = None, executor: str | None = None
 
     warnings = list(preflight(sc) or [])
     for line in scenario_warnings(sc) + warnings:
-        print(f"lgvsc: warning: {line}", file=sys.stderr)
+        print(f"lgvsc: warning: {sc.hide_expanded(line)}", file=sys.stderr)
     make_folder(out)
     with folder_lock(out):
         _prepare(out, fresh)

@@ -5,6 +5,21 @@ what is allowed, e.g.
 ``scenarios/x.yaml: schemes[1].modulation: Input should be 'bpsk', 'qpsk', ...``.
 Component fields (``channel``, each scheme) are validated by the component
 registered under their ``type``.
+
+What a file may hold (:mod:`lgvsc.sim.limits`): UTF-8 text of at most 1 MiB,
+nested at most 50 levels, at most 100,000 values once YAML aliases are
+expanded; finite numbers only (``.nan``, ``.inf``, ``1e400`` are refused, also
+inside component settings) and no ``true``/``false`` where a number is due;
+at most 1,000,000 units; clips and link batches that fit in memory.
+
+Environment variables: ``${NAME}`` is replaced by the variable NAME only in
+the fields that name files, folders or services set per machine, the keys
+:data:`EXPAND_KEYS`: ``path``, ``checkpoint``, ``source``, ``captions``,
+``address`` (``executor.address``) and the OpenSora world model's ``model``,
+``vae`` and ``text_encoder``. A ``${`` anywhere else is refused (so a secret
+cannot leak into names, descriptions, results or error messages); ``$${``
+writes a literal ``${`` everywhere. An error about an expanded field shows
+the ``${NAME}`` text, never the value.
 """
 
 from __future__ import annotations
@@ -13,30 +28,57 @@ import inspect
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
-                      model_validator)
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr,
+                      ValidationError, field_validator, model_validator)
 
 from ..link.channels import CHANNELS
 from ..link.registry import UnknownComponentError
+from . import limits
 from .errors import UserError
+from .limits import InputModel
 from .metrics import METRICS
 from .schemes import SCHEMES
-from .video import VideoSpec
+from .video import BUILTIN_FILES, VideoSpec, builtin_shots
+
+#: Es/N0 range (dB) a scenario's ``snr_db`` takes: below -50 dB every scheme here
+#: receives noise (QAM capacity < 2e-5 bit per use), above 60 dB nothing measured
+#: changes any more; beyond both, float32 noise powers and LLRs head for
+#: overflow / underflow (the link layer's own limit is [-100, 100] dB)
+SNR_DB_RANGE = (-50.0, 60.0)
 
 
-class Strict(BaseModel):
+class Strict(InputModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ChannelSpec(BaseModel):
+def _snr_in_range(v: float) -> float:
+    lo, hi = SNR_DB_RANGE
+    if not lo <= v <= hi:
+        raise ValueError(f"Es/N0 must be in [{lo:g}, {hi:g}] dB")
+    return v
+
+
+class ChannelSpec(InputModel):
     """``type`` plus that channel's own settings (checked by its constructor)."""
 
     model_config = ConfigDict(extra="allow")
     type: str
-    snr_db: list[float] = Field(min_length=1, description="Es/N0 per complex channel use, dB")
+    snr_db: list[Annotated[float, AfterValidator(_snr_in_range)]] = Field(
+        min_length=1, description="Es/N0 per complex channel use, dB: distinct finite numbers "
+        "in [-50, 60] (below, every scheme receives noise; above, nothing measured changes; "
+        "beyond both, float32 noise powers overflow or underflow)")
+
+    @field_validator("snr_db")
+    @classmethod
+    def _distinct(cls, v):
+        dup = sorted({x for x in v if v.count(x) > 1})
+        if dup:
+            shown = ", ".join(f"{x:g}" for x in dup)
+            raise ValueError(f"SNRs must be distinct; repeated: {shown} dB")
+        return v
 
     def params(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
@@ -60,14 +102,14 @@ class StatisticsSpec(Strict):
 
 class ExecutorSpec(Strict):
     type: str = "local"
-    workers: int = Field(1, gt=0)
+    workers: int = Field(1, gt=0, le=1024, description="parallel worker processes (<= 1024)")
     address: str | None = None
 
 
 class Scenario(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     kind: Literal["link", "video"]
-    seed: int = 0
+    seed: int = Field(0, ge=-(2 ** 63), lt=2 ** 63, description="a 64-bit integer")
     description: str = ""
     device: Literal["cpu", "cuda"] = "cpu"
     precision: Literal["single", "double"] = "single"
@@ -83,6 +125,8 @@ class Scenario(Strict):
     executor: ExecutorSpec = ExecutorSpec()
     base_dir: str = Field("", description="folder relative paths resolve against "
                                           "(set from the scenario file; not a parameter)")
+    #: {field location: (``${NAME}`` text, value)} filled in by :func:`load_scenario`
+    _expanded: dict = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _kind_fields(self):
@@ -113,7 +157,17 @@ class Scenario(Strict):
             raise ValueError(f"scheme names must be unique; repeated: {', '.join(map(str, dup))}")
         return v
 
+    def hide_expanded(self, msg: str) -> str:
+        """``msg`` with the value of every ``${NAME}`` field put back as its ``${NAME}``
+        text: for messages about this scenario's fields (preflight, warnings)."""
+        return _scrub(msg, self._expanded)
+
     # -- derived -------------------------------------------------------------
+    def unit_count(self) -> int:
+        """Number of units, schemes x SNRs (x videos x trials), without building them."""
+        n = len(self.schemes) * len(self.channel.snr_db)
+        return n if self.kind == "link" else n * len(self.videos) * self.monte_carlo.trials
+
     def scheme_configs(self) -> list[BaseModel]:
         return [SCHEMES.get(s["type"]).Config.model_validate(s) for s in self.schemes]
 
@@ -145,16 +199,44 @@ def _loc(parts) -> str:
     return out or "(top level)"
 
 
-def _first_error(e: ValidationError, prefix: tuple = ()) -> str:
+_TYPE_TAGS = {"int", "float", "str", "bool", "none", "list", "tuple", "dict"}
+
+
+def _field_loc(loc: tuple) -> tuple:
+    """A pydantic error location without the union-member tags it adds
+    (``threshold.constrained-float`` -> ``threshold``)."""
+    return tuple(p for p in loc if not (isinstance(p, str) and (
+        p in _TYPE_TAGS or any(c in p for c in "[]-'"))))
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters (a 400-digit number stays short)."""
+    r = repr(value)
+    return r if len(r) <= limit else r[:limit - 3] + "..."
+
+
+def _original(loc: tuple, expanded: dict | None) -> str | None:
+    """The ``${NAME}`` text of the expanded field ``loc`` is at or inside, else None."""
+    for where, (original, _) in (expanded or {}).items():
+        if tuple(loc[:len(where)]) == where:
+            return original
+    return None
+
+
+def _first_error(e: ValidationError, prefix: tuple = (), expanded: dict | None = None) -> str:
     err = e.errors()[0]
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         msg = "unknown key"
     elif err["type"] == "missing":
         msg = "missing required field"
-    extra = f" (got {err['input']!r})" if err["type"] not in ("missing", "extra_forbidden") \
-        and not isinstance(err.get("input"), (dict, list)) else ""
-    loc = prefix + tuple(err["loc"])
+    elif err["type"] == "int_parsing_size":
+        msg = "too large for an integer"
+    loc = prefix + _field_loc(tuple(err["loc"]))
+    original = _original(loc, expanded)
+    shown = repr(original) if original is not None else _shown(err.get("input"))
+    extra = f" (got {shown})" if err["type"] not in ("missing", "extra_forbidden") \
+        and (original is not None or not isinstance(err.get("input"), (dict, list))) else ""
     return f"{_loc(loc)}: {msg}{extra}" if loc else f"{msg}{extra}"
 
 
@@ -177,16 +259,38 @@ def _check_channel(ch: ChannelSpec) -> None:
             ch.model_extra[name] = p.default
 
 
-def validate(data: Any, base_dir: str | Path | None = None) -> Scenario:
-    """Validate a parsed YAML mapping; raises ``ValueError`` with a one-line message."""
+def _check_unit_count(sc: Scenario) -> None:
+    """Refuse more than :data:`~lgvsc.sim.limits.MAX_UNITS` units (counted, not built)."""
+    n = sc.unit_count()
+    if n <= limits.MAX_UNITS:
+        return
+    parts = f"{len(sc.schemes)} schemes x {len(sc.channel.snr_db)} SNRs"
+    video = sc.kind == "video"
+    if video:
+        parts += f" x {len(sc.videos)} videos x {sc.monte_carlo.trials} trials"
+    where = "monte_carlo.trials" if video and sc.monte_carlo.trials > 1 else "channel.snr_db"
+    raise limits.LimitError(f"{where}: {n:,} units ({parts}) are more than the "
+                            f"{limits.MAX_UNITS:,} one scenario may hold; split the sweep")
+
+
+def validate(data: Any, base_dir: str | Path | None = None, *,
+             expanded: dict | None = None) -> Scenario:
+    """Validate a parsed YAML mapping; raises ``ValueError`` with a one-line message.
+
+    ``expanded``: {field location: (``${NAME}`` text, value)} of the fields
+    :func:`expand_variables` filled in; errors there show the text, not the value.
+    """
     if not isinstance(data, dict):
         raise ValueError("the file must hold a YAML mapping (key: value pairs)")
+    bad = limits.find_non_finite(data)
+    if bad:
+        raise ValueError(f"{_loc(bad[0])}: must be a finite number (got {_shown(bad[1])})")
     if base_dir is not None:
         data = {**data, "base_dir": str(base_dir)}
     try:
         sc = Scenario.model_validate(data)
     except ValidationError as e:
-        raise ValueError(_first_error(e)) from None
+        raise ValueError(_first_error(e, expanded=expanded)) from None
     _check_channel(sc.channel)
     for i, s in enumerate(sc.schemes):
         if "type" not in s:
@@ -201,47 +305,237 @@ def validate(data: Any, base_dir: str | Path | None = None) -> Scenario:
         try:
             cfg = cls.Config.model_validate(s)
         except ValidationError as e:
-            raise ValueError(_first_error(e, ("schemes", i))) from None
+            raise ValueError(_first_error(e, ("schemes", i), expanded)) from None
         sc.schemes[i] = cfg.model_dump(mode="json")  # with defaults: the resolved entry
+    _check_unit_count(sc)
     return sc
 
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# -- resources ---------------------------------------------------------------
+def _block_bits(cfg: BaseModel) -> tuple[int, int]:
+    """(coded bits per block, working factor) of a link scheme config: ``k`` uncoded,
+    the rate-matched codeword length with a ``rate`` and BP decoding
+    (see :mod:`lgvsc.sim.schemes.link`)."""
+    from ..link.code import ldpc_codeword_length
+    from ..link.modem import bits_per_symbol
+
+    k = int(getattr(cfg, "k", 0) or 0)
+    rate = getattr(cfg, "rate", None)
+    if k and rate:
+        n = ldpc_codeword_length(k, rate, bits_per_symbol(cfg.modulation))
+        return n, limits.LDPC_WORKING_FACTOR
+    return k, limits.LINK_WORKING_FACTOR
 
 
-def expand_variables(data: Any, loc: tuple = ()) -> Any:
-    """Replace ``${NAME}`` in strings with environment variables (model paths are
-    set per machine, never written into the file); an unset one names its field."""
+def clip_extent(v: VideoSpec) -> tuple[int | None, tuple[int, int] | None]:
+    """(frames, (H, W)) of a clip as far as the spec tells without opening a file."""
+    kind, _, rest = v.source.partition(":")
+    if kind == "synthetic":
+        return v.frames or 32, tuple(v.size) if v.size else (128, 128)
+    frames = v.frames
+    if kind == "builtin" and rest in BUILTIN_FILES:
+        total = builtin_shots(rest)[0]
+        have = max(0, -(-(total - v.start) // v.stride))
+        frames = min(frames, have) if frames else have
+    return frames, tuple(v.size) if v.size else None
+
+
+def check_resources(sc: Scenario) -> None:
+    """Refuse (:class:`~lgvsc.sim.limits.LimitError`) a link batch or a clip that
+    cannot fit in this machine's memory. Not part of :func:`validate`: a stored
+    scenario stays readable on a smaller machine."""
+    if sc.kind == "link":
+        for cfg in sc.scheme_configs():
+            bits, factor = _block_bits(cfg)
+            limits.check_link_batch(f"monte_carlo.batch_blocks (scheme {cfg.name!r})",
+                                    sc.monte_carlo.batch_blocks, bits,
+                                    4 if sc.precision == "single" else 8, factor)
+    for i, v in enumerate(sc.videos):
+        frames, size = clip_extent(v)
+        if frames and size:
+            limits.check_video_memory(f"videos[{i}]", frames, *size)
+
+
+# -- environment variables ---------------------------------------------------
+#: keys whose string values may name ``${VARIABLES}``: files, folders and services
+#: set per machine (model weights, clips, caption sidecars, a Ray address)
+EXPAND_KEYS = ("path", "checkpoint", "source", "captions", "address", "model", "vae",
+               "text_encoder")
+_REF = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\{")
+_HINT = "write $${ for a literal ${"
+
+
+def _expand_text(text: str, loc: tuple) -> tuple[str, bool]:
+    """``text`` with ``$${`` -> ``${`` and, in an :data:`EXPAND_KEYS` field, ``${NAME}``
+    -> the variable; (result, whether a variable was used)."""
+    allowed = bool(loc) and loc[-1] in EXPAND_KEYS
+    used = False
+
+    def sub(m):
+        nonlocal used
+        if m.group(0) == "$${":
+            return "${"
+        name = m.group(1)
+        if name is None:
+            raise ValueError(f"{_loc(loc)}: '${{' must start a variable ${{NAME}}; {_HINT}")
+        if not allowed:
+            raise ValueError(f"{_loc(loc)}: ${{{name}}} is only expanded in path fields "
+                             f"({', '.join(EXPAND_KEYS)}); {_HINT}")
+        if name not in os.environ:
+            raise ValueError(f"{_loc(loc)}: ${{{name}}} is not set (export it, "
+                             "e.g. to a local model folder)")
+        used = True
+        return os.environ[name]
+
+    return _REF.sub(sub, text), used
+
+
+def expand_variables(data: Any, loc: tuple = (), expanded: dict | None = None) -> Any:
+    """Replace ``${NAME}`` with environment variables in the :data:`EXPAND_KEYS` fields
+    (model paths are set per machine, never written into the file) and ``$${`` with
+    ``${`` everywhere; a ``${`` elsewhere, or an unset variable, names its field.
+    ``expanded`` (if given) receives {location: (original text, value)}."""
     if isinstance(data, dict):
-        return {k: expand_variables(v, loc + (k,)) for k, v in data.items()}
+        return {k: expand_variables(v, loc + (k,), expanded) for k, v in data.items()}
     if isinstance(data, list):
-        return [expand_variables(v, loc + (i,)) for i, v in enumerate(data)]
-    if isinstance(data, str):
-        def sub(m):
-            if m.group(1) not in os.environ:
-                raise ValueError(f"{_loc(loc)}: ${{{m.group(1)}}} is not set (export it, "
-                                 "e.g. to a local model folder)")
-            return os.environ[m.group(1)]
-        return _VAR.sub(sub, data)
+        return [expand_variables(v, loc + (i,), expanded) for i, v in enumerate(data)]
+    if isinstance(data, str) and "${" in data:
+        out, used = _expand_text(data, loc)
+        if used and expanded is not None:
+            expanded[loc] = (data, out)
+        return out
     return data
+
+
+def _scrub(msg: str, expanded: dict) -> str:
+    """``msg`` with every expanded value (4+ characters) put back as its ``${NAME}`` text."""
+    for original, value in expanded.values():
+        if len(value) >= 4 and value != original:
+            msg = msg.replace(repr(value), repr(original)).replace(value, original)
+    return msg
+
+
+# -- reading -----------------------------------------------------------------
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing nesting deeper than
+    :data:`~lgvsc.sim.limits.MAX_DEPTH` while composing (before recursion overflows)."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        try:
+            if self._depth > limits.MAX_DEPTH:
+                line = self.peek_event().start_mark.line + 1
+                raise limits.LimitError(f"nested deeper than {limits.MAX_DEPTH} levels "
+                                        f"(line {line})")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _children(node) -> list:
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    if isinstance(node, yaml.MappingNode):
+        return [x for kv in node.value for x in kv]
+    return []
+
+
+def _measure(root) -> None:
+    """Refuse a composed YAML graph that expands (aliases followed) to more than
+    :data:`~lgvsc.sim.limits.MAX_NODES` values, nests deeper than ``MAX_DEPTH`` or
+    holds itself. Each node is counted once (memoised), so this is linear in the file."""
+    memo: dict[int, tuple[int, int]] = {}  # id(node) -> (values, height)
+    active: set[int] = set()
+    deep = f"nested deeper than {limits.MAX_DEPTH} levels once YAML aliases are expanded"
+
+    def walk(node, level: int) -> tuple[int, int]:
+        key = id(node)
+        if key not in memo:
+            if key in active:
+                raise limits.LimitError(f"a YAML alias refers to a collection that holds it "
+                                        f"(line {node.start_mark.line + 1})")
+            if level > limits.MAX_DEPTH:
+                raise limits.LimitError(deep)
+            active.add(key)
+            count, height = 1, 1
+            for child in _children(node):
+                n, h = walk(child, level + 1)
+                count, height = count + n, max(height, h + 1)
+                if count > limits.MAX_NODES:
+                    raise limits.LimitError(
+                        f"YAML aliases expand to more than {limits.MAX_NODES:,} values "
+                        f"(line {node.start_mark.line + 1}); write the values out")
+            active.discard(key)
+            memo[key] = (count, height)
+        count, height = memo[key]
+        if level - 1 + height > limits.MAX_DEPTH:
+            raise limits.LimitError(deep)
+        return count, height
+
+    walk(root, 1)
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse one YAML document within :mod:`~lgvsc.sim.limits`' size limits; raises
+    :class:`~lgvsc.sim.limits.LimitError` or ``yaml.YAMLError``."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _measure(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def read_text(path: Path) -> str:
+    """The UTF-8 text of scenario file ``path``, at most
+    :data:`~lgvsc.sim.limits.MAX_FILE_BYTES`; every failure a one-line :class:`UserError`."""
+    limit = limits.MAX_FILE_BYTES
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(limit + 1)
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e.strerror})") from None
+    if len(raw) > limit:
+        raise UserError(f"{path}: larger than the {limits.format_bytes(limit)} a scenario file "
+                        "may hold (a scenario is a few kB of YAML)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text (byte 0x{raw[e.start]:02x} at offset "
+                        f"{e.start})") from None
+    nul = raw.find(b"\0")
+    if nul >= 0:
+        raise UserError(f"{path}: a binary file, not YAML text (NUL byte at offset {nul})")
+    return text
 
 
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario file; every failure is a one-line :class:`UserError`."""
     path = Path(path)
+    text = read_text(path)
     try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except OSError as e:
-        raise UserError(f"{path}: cannot read ({e.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
+        data = parse_yaml(text)
+    except limits.LimitError as e:
+        raise UserError(f"{path}: {e}") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise UserError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+    expanded: dict = {}
     try:
-        return validate(expand_variables(data), path.resolve().parent)
+        sc = validate(expand_variables(data, expanded=expanded), path.resolve().parent,
+                      expanded=expanded)
+        check_resources(sc)
+        sc._expanded = expanded
+        return sc
     except ValueError as e:
-        raise UserError(f"{path}: {e}") from None
+        raise UserError(f"{path}: {_scrub(str(e), expanded)}") from None

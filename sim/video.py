@@ -27,15 +27,16 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from .errors import UserError
+from .limits import InputModel
 
 BUILTIN_FILES = {"bikes": "bikes.mp4", "bigbuckbunny": "bigbuckbunny.mp4",
                  "carphone": "carphone_pristine.mp4"}
 
 
-class VideoSpec(BaseModel):
+class VideoSpec(InputModel):
     """One entry of a scenario's ``videos:`` list."""
 
     model_config = ConfigDict(extra="forbid")
@@ -46,7 +47,8 @@ class VideoSpec(BaseModel):
     stride: int = Field(1, gt=0, description="temporal stride")
     size: tuple[int, int] | None = Field(None, description="[H, W]")
     fit: Literal["cover", "stretch", "crop"] = "cover"
-    seed: int | None = Field(None, description="synthetic scenes: generator seed (default 0)")
+    seed: int | None = Field(None, ge=0, lt=2 ** 63,
+                             description="synthetic scenes: generator seed (default 0)")
     caption: str | None = Field(None, description="one caption for the whole clip "
                                 "(overrides a builtin clip's per-shot captions; '' for none)")
     captions: str | None = Field(None, description="sidecar JSON or CSV: video -> caption "
@@ -194,22 +196,36 @@ def read_frames(path: Path, spec: VideoSpec) -> tuple[np.ndarray, float]:
 
 
 def _sidecar_captions(path: Path) -> dict[str, str]:
-    if not path.exists():
+    """{video: caption} from a JSON object or a CSV file; every problem is one line."""
+    if not path.is_file():
         raise UserError(f"{path}: captions file not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: captions file is not UTF-8 text (byte 0x{e.object[e.start]:02x} "
+                        f"at offset {e.start})") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read captions file ({e.strerror})") from None
     if path.suffix.lower() == ".json":
-        data = json.loads(path.read_text())
-        if not isinstance(data, dict):
-            raise UserError(f"{path}: expected a JSON object mapping video -> caption")
-        return {str(k): str(v) for k, v in data.items()}
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}: not valid JSON at line {e.lineno}, column {e.colno}: "
+                            f"{e.msg}") from None
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise UserError(f"{path}: expected a JSON object mapping video -> caption text")
+        return {str(k): v for k, v in data.items()}
+    try:
+        rows = list(csv.DictReader(text.splitlines()))
+    except csv.Error as e:
+        raise UserError(f"{path}: not a valid CSV file ({e})") from None
     cols = set(rows[0]) if rows else set()
     key = next((c for c in ("path", "videoid", "video", "file", "source") if c in cols), None)
     cap = next((c for c in ("caption", "name", "text") if c in cols), None)
     if key is None or cap is None:
         raise UserError(f"{path}: CSV needs a video column (path/videoid/video/file/source) "
                         f"and a caption column (caption/name/text); has {sorted(cols)}")
-    return {r[key]: r[cap] for r in rows}
+    return {r[key]: r[cap] or "" for r in rows}
 
 
 def _lookup_caption(table: dict[str, str], spec: VideoSpec) -> str | None:
@@ -257,3 +273,96 @@ def load_video(spec: VideoSpec, base_dir: str | Path = ".", seed: int = 0) -> Vi
                                          len(frames))
         return Video(spec.label(), frames, fps, captions, boundaries)
     return Video(spec.label(), frames, fps, (caption,) if caption else ())
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a clip will be, known without decoding it: ``frames`` x ``height`` x
+    ``width`` as the units see it, the source's own size and the captions it
+    comes with (one per ground-truth shot, or one, or none)."""
+
+    label: str
+    frames: int
+    height: int
+    width: int
+    source_size: tuple[int, int]
+    captions: tuple[str, ...] = ()
+
+
+def _source_path(spec: VideoSpec, base: Path) -> Path:
+    kind, _, rest = spec.source.partition(":")
+    if kind == "builtin":
+        return builtin_path(rest)
+    path = Path(spec.source)
+    path = path if path.is_absolute() else base / path
+    if not path.is_file():
+        raise UserError(f"file not found ({path})" if not path.exists()
+                        else f"not a regular file ({path})")
+    return path
+
+
+def _probe_file(path: Path) -> tuple[int, int, int]:
+    """(frames, height, width) of a video file: the header, its packets counted
+    (not decoded) and the first frame decoded to prove the stream decodes."""
+    try:
+        import av
+    except ImportError:
+        raise UserError("reading video files needs PyAV: pip install 'lgvsc[video]'") from None
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise UserError(f"{path}: no video stream")
+            stream = container.streams.video[0]
+            h, w = stream.codec_context.height, stream.codec_context.width
+            count = sum(1 for p in container.demux(stream) if p.size)
+        with av.open(str(path)) as container:
+            first = next(container.decode(container.streams.video[0]), None)
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as e:
+        raise UserError(f"{path}: cannot decode video ({e})") from None
+    if first is None or count == 0:
+        raise UserError(f"{path}: no decodable frames")
+    return count, first.height or h, first.width or w
+
+
+def _kept_frames(spec: VideoSpec, total: int, what: str) -> int:
+    kept = len(range(spec.start, total, spec.stride))
+    if kept == 0:
+        raise UserError(f"{what} has {total} frames; none at start={spec.start}")
+    if spec.frames and spec.frames > kept:
+        raise UserError(f"{what} has {total} frames: only {kept} from start={spec.start} with "
+                        f"stride={spec.stride}, {spec.frames} requested")
+    return spec.frames or kept
+
+
+def _fitted_size(spec: VideoSpec, src: tuple[int, int]) -> tuple[int, int]:
+    if spec.size is None:
+        return src
+    if spec.fit == "crop" and (src[0] < spec.size[0] or src[1] < spec.size[1]):
+        raise UserError(f"source is {src[0]}x{src[1]}, smaller than size {spec.size[0]}x"
+                        f"{spec.size[1]}; use fit: cover or stretch")
+    return tuple(spec.size)
+
+
+def probe_video(spec: VideoSpec, base_dir: str | Path = ".", seed: int = 0) -> VideoInfo:
+    """The :class:`VideoInfo` of ``spec`` (file sources: header, packet count and the
+    first frame only; synthetic scenes are rendered, they are small). Raises a
+    one-line :class:`UserError` for a source that cannot be read as asked."""
+    kind, _, rest = spec.source.partition(":")
+    base = Path(base_dir)
+    if kind == "synthetic":
+        clip = load_video(spec, base, seed)
+        f, h, w = clip.shape
+        return VideoInfo(spec.label(), f, h, w, (h, w), clip.captions)
+    path = _source_path(spec, base)
+    total, h, w = _probe_file(path)
+    frames = _kept_frames(spec, total, str(path))
+    size = _fitted_size(spec, (h, w))
+    caption = spec.caption
+    if caption is None and spec.captions:
+        cpath = Path(spec.captions)
+        caption = _lookup_caption(_sidecar_captions(cpath if cpath.is_absolute() else base / cpath),
+                                  spec)
+    elif caption is None and kind == "builtin":
+        captions = map_shots(builtin_shots(rest)[1], spec.start, spec.stride, frames)[0]
+        return VideoInfo(spec.label(), frames, *size, (h, w), captions)
+    return VideoInfo(spec.label(), frames, *size, (h, w), (caption,) if caption else ())

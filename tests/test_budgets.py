@@ -88,7 +88,7 @@ def test_a_budget_that_does_not_fit_stops_the_run_in_one_line(tmp_path, write_ya
           "videos": [{"source": "synthetic:cuts", "frames": 48, "size": [64, 96]}],
           "channel": {"type": "awgn", "snr_db": [10]},
           "schemes": [{"name": "G", "type": "lgvsc", "preset": "skem-dsa", "keyframes": 3,
-                       "target_cbr": 2e-4}],
+                       "target_cbr": 5e-4}],  # above preflight's floor, below the captions' need
           "metrics": ["psnr"]}
     assert main(["run", str(write_yaml(sc)), "--out", str(tmp_path / "r"), "--no-progress"]) == 2
     err = capsys.readouterr().err

@@ -2,21 +2,36 @@
 
 A scheme class declares ``kind`` (the scenario kind it serves) and a pydantic
 ``Config`` model holding its YAML entry (``name``, ``type`` and its settings).
+Configs derive from :class:`SchemeConfig`, an
+:class:`~lgvsc.sim.limits.InputModel` (finite numbers, no booleans for numbers);
+every ``*_cbr`` field is at most :data:`~lgvsc.sim.schemes.fields.MAX_CBR`.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from ...link.registry import Registry
+from ..limits import InputModel
+from .fields import MAX_CBR
 
 SCHEMES: Registry[type["Scheme"]] = Registry("scheme")
 
 
-class SchemeConfig(BaseModel):
+class SchemeConfig(InputModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, pattern=r"^[^|]+$")
     type: str
+
+    @field_validator("*")
+    @classmethod
+    def _cbr_bound(cls, v, info: ValidationInfo):
+        """A channel bandwidth ratio (``*_cbr``: channel uses per pixel value) above
+        :data:`MAX_CBR` is no operating point of any scheme here."""
+        if (info.field_name or "").endswith("_cbr") and isinstance(v, (int, float)) \
+                and v > MAX_CBR:
+            raise ValueError(f"a CBR must be <= {MAX_CBR:g} channel uses per pixel value")
+        return v
 
 
 class Scheme:
@@ -31,6 +46,21 @@ class Scheme:
         """None when the scheme can run with ``cfg`` here, else why not; the runner
         says so once and skips its units (no made-up results)."""
         return None
+
+    @classmethod
+    def check(cls, cfg: SchemeConfig, where: str) -> None:
+        """Check ``cfg``'s nested component specs (type, parameters, model paths)
+        without loading weights; raise ``ValueError`` with one line starting with the
+        field path, e.g. ``schemes[1].scorer.path: ...``. ``where`` is the scheme's path
+        (``schemes[1]``). Default: nothing nested."""
+
+    @classmethod
+    def check_video(cls, cfg: SchemeConfig, video, where: str) -> list[str]:
+        """Whether ``cfg`` can send the clip ``video`` (a :class:`~lgvsc.sim.video.VideoInfo`:
+        frames, size, captions, known before anything is decoded): raise ``ValueError``
+        (one line) for a clip it cannot send at all, return one-line warnings for a
+        setting it clamps or that may not mean what the user thinks. Default: any clip."""
+        return []
 
     @classmethod
     def warnings(cls, cfg: SchemeConfig, snrs: list[float]) -> list[str]:

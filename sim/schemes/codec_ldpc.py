@@ -61,7 +61,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from ...link import theory
 from ...link.bits import bits_to_bytes, bytes_to_bits
@@ -72,6 +72,7 @@ from ...link.code import (LDPC_MAX_K, LDPC_MAX_RATE, LDPC_MIN_RATE, ldpc_codewor
 from ...link.digital import DigitalPipe
 from ...link.modem import bits_per_symbol
 from .. import codecs
+from ..limits import InputModel
 from . import SCHEMES, SchemeConfig
 from .fields import Modulation, Rate, parse_rate
 from .transmission import Transmission, VideoScheme
@@ -88,7 +89,7 @@ DEFAULTS = dict(qp=37, gop=12, rate=0.5, modulation="qpsk", max_block=LDPC_MAX_K
                 speed="medium", profile=None, bframes=0, wpp=False)
 
 
-class TableRow(BaseModel):
+class TableRow(InputModel):
     model_config = ConfigDict(extra="forbid")
     snr_db: float
     qp: int | None = Field(None, ge=0, le=51)
@@ -135,7 +136,7 @@ class CodecLDPCConfig(SchemeConfig):
     codec: Literal["h264", "h265"]
     preset: Literal["paper-table1", "authors-code"] | None = Field(
         None, description="per-SNR settings preset")
-    table: list[TableRow] | None = Field(None, description="per-SNR settings rows")
+    table: list[TableRow] | None = Field(None, min_length=1, description="per-SNR settings rows")
     qp: int | None = Field(None, ge=0, le=51)
     gop: int | None = Field(None, gt=0, description="keyframe interval (keyint)")
     rate: Rate | None = Field(None, description="LDPC code rate (the highest with target_cbr)")
@@ -150,8 +151,8 @@ class CodecLDPCConfig(SchemeConfig):
         "stream", description="charge the elementary stream or the whole mp4 file")
     max_block: int | None = Field(None, ge=64, le=LDPC_MAX_K,
                                   description="largest LDPC code block (bits, CRC included; default 8448)")
-    iterations: int = Field(20, gt=0)
-    decode_timeout_s: float | None = Field(None, gt=0)
+    iterations: int = Field(20, gt=0, le=1000, description="BP iterations (<= 1000)")
+    decode_timeout_s: float | None = Field(None, gt=0, le=86400, description="seconds (<= a day)")
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -245,6 +246,15 @@ class CodecLDPC(VideoScheme):
         super().__init__(cfg, ctx)
         self._encoded: dict = {}
         self._pipes: dict = {}
+
+    @classmethod
+    def check_video(cls, cfg: CodecLDPCConfig, video, where: str) -> list[str]:
+        """4:2:0 chroma needs an even height and width (x264/x265 refuse odd ones)."""
+        if cfg.pix_fmt == "yuv420p" and (video.height % 2 or video.width % 2):
+            raise ValueError(f"{where}: {cfg.codec} with pix_fmt yuv420p needs an even frame "
+                             f"size; video {video.label!r} is {video.height}x{video.width} "
+                             "(set the video's size: [H, W] to even numbers, or pix_fmt: yuv444p)")
+        return []
 
     @classmethod
     def warnings(cls, cfg: CodecLDPCConfig, snrs: list[float]) -> list[str]:

@@ -12,13 +12,20 @@ from ...link.modem import MODULATIONS
 
 Modulation = Literal[tuple(MODULATIONS)]  # type: ignore[valid-type]
 
+#: largest channel bandwidth ratio a ``*_cbr`` field takes (channel uses per pixel
+#: value): analog schemes use at most 0.5 (two values per complex use), a digital
+#: codec at QP 0 over rate-1/5 BPSK ~20; 100 leaves room and refuses typos like 1e308
+MAX_CBR = 100.0
+
 
 def parse_rate(v):
     """Accept a number or a fraction string such as ``"2/3"``."""
+    if isinstance(v, bool):
+        raise ValueError(f"rate must be a number or a fraction like '2/3', got {v!r}")
     if isinstance(v, str):
         try:
             return float(Fraction(v.strip()))
-        except (ValueError, ZeroDivisionError):
+        except (ValueError, ZeroDivisionError, OverflowError):
             raise ValueError(f"rate must be a number or a fraction like '2/3', got {v!r}") from None
     return v
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field, field_validator
 
-from ...link.cbr import BudgetError, cbr
+from ...link.cbr import BudgetError, cbr, channel_uses_for_cbr
 from ...link.registry import UnknownComponentError
 from ...semantic.keyframe_codecs import KEYFRAME_CODECS, make_keyframe_codec, transmit_exact
 from . import SCHEMES, SchemeConfig
@@ -44,6 +44,22 @@ class KeyframeJSCCConfig(SchemeConfig):
 @SCHEMES.register("keyframe-jscc")
 class KeyframeJSCC(VideoScheme):
     Config = KeyframeJSCCConfig
+
+    @classmethod
+    def check(cls, cfg, where):
+        KEYFRAME_CODECS.check_spec(cfg.codec, f"{where}.codec")
+
+    @classmethod
+    def check_video(cls, cfg, video, where):
+        """Every coded frame needs at least one channel use of the clip's budget."""
+        f, h, w = video.frames, video.height, video.width
+        coded = -(-f // cfg.every)
+        total = channel_uses_for_cbr(cfg.target_cbr, f, h, w)
+        if total < coded:
+            raise ValueError(f"{where}.target_cbr: {cfg.target_cbr:g} gives {total} channel uses "
+                             f"on video {video.label!r} for {coded} coded frames: none per frame; "
+                             f"target_cbr >= {cbr(coded, f, h, w):.3g} or a larger 'every' would")
+        return []
 
     def __init__(self, cfg, ctx):
         super().__init__(cfg, ctx)

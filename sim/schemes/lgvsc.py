@@ -23,13 +23,12 @@ what the keyframe codec worked with (the paper's operating point gives
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
-from ...link.cbr import BudgetError, cbr
+from ...link.cbr import BudgetError, cbr, channel_uses_for_cbr
 from ...link.channels import snr_db_to_no
 from ...link.digital import DigitalPipe
 from ...link.registry import Registry
@@ -41,7 +40,7 @@ from ...semantic.psss import DEFAULT_FOCUS
 from ...semantic.receiver import reconstruct
 from ...semantic.scorers import SCORERS, make_scorer
 from ...semantic.selectors import SKEM, SKIM
-from ...semantic.side_info import make_side_info
+from ...semantic.side_info import SIDE_INFO, make_side_info
 from ...semantic.text_bits import decode_texts, encode_texts
 from ...semantic.transmitter import TransmitPlan, Transmitter, keyframes_for_budget
 from ...semantic.world_models import WORLD_MODELS, make_world_model
@@ -61,8 +60,10 @@ class LGVSCConfig(SchemeConfig):
                                        "of this CBR each (3HW x it uses) that fit target_cbr")
     selector: Literal["skim", "skem"] | None = None
     adapter: Literal["dsa", "sfa"] | None = None
-    sfa_length: int = Field(17, ge=2, description="sfa: the fixed generated length")
-    threshold: float | Literal["auto"] = Field("auto", description="skem: eta_th, or calibrated to K")
+    sfa_length: int = Field(17, ge=2, le=1024, description="sfa: the fixed generated length "
+                            "(<= 1024 frames)")
+    threshold: Annotated[float, Field(ge=-1, le=1)] | Literal["auto"] = Field(
+        "auto", description="skem: eta_th in [-1, 1], or calibrated to K")
     focus: str = DEFAULT_FOCUS
     scorer: dict[str, Any] = Field(default_factory=lambda: {"type": "classical"})
     captioner: dict[str, Any] = Field(default_factory=lambda: {"type": "given"})
@@ -81,24 +82,31 @@ class LGVSCConfig(SchemeConfig):
 
 
 def component_warnings(name: str, specs: dict[str, tuple[dict, Registry]]) -> list[str]:
-    """Warnings for the components of scheme ``name`` that cannot run here:
-    packages not installed, or weights whose ``path`` / ``checkpoint`` is not a
-    local folder or file (it must then be a repo id in the Hugging Face cache)."""
+    """Warnings for the components of scheme ``name`` that cannot run here because
+    packages are not installed (their model files are checked by
+    :func:`check_components`, which refuses what is missing)."""
     out = []
     for field, (spec, registry) in specs.items():
         kind = spec.get("type")
         if kind not in registry:
             continue
-        req = registry.requirements(kind)
-        missing = req.missing_packages()
+        missing = registry.requirements(kind).missing_packages()
         if missing:
             out.append(f"{name}: {field} {kind!r} cannot run here ({', '.join(missing)} not "
                        "installed)")
-        where = spec.get("path") or spec.get("checkpoint")
-        if req.weights and where and not Path(str(where)).exists():
-            out.append(f"{name}: {field} {kind!r} needs {req.weights}; {where!r} is not a local "
-                       "folder or file here, so it must be a repo id in the Hugging Face cache")
     return out
+
+
+#: parameters a scheme fills in at run time, by component type
+SUPPLIED = {"given": ("captions", "boundaries")}
+
+
+def check_components(where: str, specs: dict[str, tuple[dict, Registry]]) -> None:
+    """Check every nested spec ``{field: (spec, registry)}`` of the scheme at ``where``
+    through its registry (type, parameters, model files; no weights are loaded)."""
+    for field, (spec, registry) in specs.items():
+        kind = spec.get("type") if isinstance(spec, dict) else None
+        registry.check_spec(spec, f"{where}.{field}", supplied=SUPPLIED.get(kind, ()))
 
 
 def _component(spec: dict, make, what: str):
@@ -123,6 +131,39 @@ class LGVSC(VideoScheme):
         self.adapter = make_adapter("sfa", length=cfg.sfa_length) if cfg.adapter == "sfa" \
             else make_adapter("dsa")
         self._plans: dict = {}
+
+    @classmethod
+    def check(cls, cfg, where):
+        check_components(where, {
+            "scorer": (cfg.scorer, SCORERS), "captioner": (cfg.captioner, CAPTIONERS),
+            "side_info": (cfg.side_info, SIDE_INFO),
+            "keyframe_codec": (cfg.keyframe_codec, KEYFRAME_CODECS),
+            "world_model": (cfg.world_model, WORLD_MODELS)})
+
+    @classmethod
+    def check_video(cls, cfg, video, where):
+        """A keyframe count above the clip's frames is clamped (warned); a
+        ``target_cbr`` below what K keyframes of one channel use each plus the side
+        info and empty captions of K-1 segments need is refused: no clip could meet it."""
+        f, h, w = video.frames, video.height, video.width
+        out = []
+        k = 2 if cfg.keyframe_cbr is not None else min(cfg.keyframes, f)
+        if cfg.keyframe_cbr is None and cfg.keyframes > f:
+            out.append(f"{cfg.name}: keyframes {cfg.keyframes} > the {f} frames of video "
+                       f"{video.label!r}; clamped to {f}")
+        digital = DigitalPipe(cfg.modulation, "ldpc5g", cfg.rate)
+        side = _component(cfg.side_info, make_side_info, "side_info")
+        segs = max(k - 1, 1)
+        floor = (digital.channel_uses(side.num_bits * segs)
+                 + digital.channel_uses(encode_texts([""] * segs).numel()) + k)
+        total = channel_uses_for_cbr(cfg.target_cbr, f, h, w)
+        if total < floor:
+            raise ValueError(
+                f"{where}.target_cbr: {cfg.target_cbr:g} gives {total} channel uses on video "
+                f"{video.label!r} ({f}x{h}x{w}); side info and empty captions of {segs} "
+                f"segment(s) plus one use per keyframe alone need {floor}: target_cbr >= "
+                f"{cbr(floor, f, h, w):.3g} at the very least")
+        return out
 
     @classmethod
     def warnings(cls, cfg, snrs):
@@ -266,6 +307,11 @@ class TextOnly(VideoScheme):
                     "world_model: {type: diffusers, path: <an LTX pipeline>} (the embedded tier "
                     "has no text-to-video model)")
         return check(spec.get("path"), spec.get("pipeline", "auto"))
+
+    @classmethod
+    def check(cls, cfg, where):
+        check_components(where, {"captioner": (cfg.captioner, CAPTIONERS),
+                                 "world_model": (cfg.world_model, WORLD_MODELS)})
 
     @classmethod
     def warnings(cls, cfg, snrs):

@@ -40,8 +40,8 @@ class LinkScheme(Scheme):
 
 class UncodedConfig(SchemeConfig):
     modulation: Modulation = "qpsk"
-    k: int | None = Field(None, gt=0, description="bits per block, a multiple of the bits per "
-                          "symbol (default: 1024 rounded down to one)")
+    k: int | None = Field(None, gt=0, le=1 << 20, description="bits per block, a multiple of "
+                          "the bits per symbol, <= 2^20 (default: 1024 rounded down to one)")
     # max-log hard decisions are minimum-distance symbol decisions, the detector the
     # closed-form BER describes; "app" gives bitwise-MAP decisions (slightly lower BER
     # for the inner bits of 16-QAM and up at low SNR)
@@ -87,7 +87,8 @@ class LDPCConfig(SchemeConfig):
     modulation: Modulation = "qpsk"
     k: int = Field(1024, ge=12, le=LDPC_MAX_K, description="information bits per codeword")
     rate: Rate = Field(0.5, description="code rate, number or 'a/b', in [1/5, 1)")
-    iterations: int = Field(20, gt=0, description="BP iterations")
+    iterations: int = Field(20, gt=0, le=1000, description="BP iterations (<= 1000; BP "
+                            "converges in tens)")
     cn_update: Literal[LDPCCode.CN_UPDATES] = "boxplus-phi"  # type: ignore[valid-type]
     demapping: Literal["app", "maxlog"] = "app"
 

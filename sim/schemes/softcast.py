@@ -37,7 +37,7 @@ from pydantic import Field, field_validator
 from scipy.fft import dctn, idctn
 
 from ...link.analog import AnalogPipe
-from ...link.cbr import BUDGET_FLOOR, BudgetError
+from ...link.cbr import BUDGET_FLOOR, BudgetError, channel_uses_for_cbr
 from ...link.channels import snr_db_to_no
 from ...link.digital import DigitalPipe
 from ...semantic import linear_coding as lin
@@ -109,6 +109,28 @@ class SoftCast(VideoScheme):
         self.coder = lin.LinearCoder(cfg.chunks, self.analog, self.meta_pipe, cfg.design_snr_db)
         self._plans: dict = {}
 
+    @classmethod
+    def check_video(cls, cfg, video, where):
+        """Refuses a budget below the power scale plus one analog symbol (nothing can be
+        sent); warns below twice that: a handful of coefficients, or the metadata
+        alone, carry the clip, and quality barely depends on the SNR."""
+        f, h, w = video.frames, video.height, video.width
+        budget = channel_uses_for_cbr(cfg.target_cbr, f, h, w)
+        needed = AnalogPipe("zf").symbols_for(1)
+        total = 3 * f * h * w
+        if budget < needed:
+            raise ValueError(f"{where}.target_cbr: {cfg.target_cbr:g} leaves {budget} channel "
+                             f"uses on video {video.label!r} ({f}x{h}x{w}), but the power scale "
+                             f"and one analog symbol alone need {needed} (target_cbr >= "
+                             f"{cbr_at_least(needed, total):.3g} would)")
+        if budget < 2 * needed:
+            return [f"{cfg.name}: target_cbr {cfg.target_cbr:g} leaves {budget} channel uses on "
+                    f"video {video.label!r}, {needed} of them the power scale: few coefficients "
+                    "are sent and quality will barely depend on the SNR (target_cbr >= "
+                    f"{cbr_at_least(2 * needed, total):.3g} sends at least as many as the "
+                    "power scale costs)"]
+        return []
+
     def plan(self, video) -> lin.Plan:
         """The transmitter's plan for a clip (deterministic, so cached per clip)."""
         key = (video.name, id(video.frames))
@@ -116,10 +138,15 @@ class SoftCast(VideoScheme):
             budget = self.target_uses(video)
             sets = to_sets(video.frames, self.cfg.gop)
             try:
-                self._plans[key] = self.coder.plan(sets, budget,
-                                                   np.tile(lin.RGB_WEIGHTS, len(sets) // 3))
+                plan = self.coder.plan(sets, budget, np.tile(lin.RGB_WEIGHTS, len(sets) // 3))
             except lin.BudgetUnfit as e:
                 raise BudgetError(self._budget_message(video, budget, e)) from None
+            if not np.any(plan.values):
+                raise BudgetError(f"softcast: target_cbr {self.cfg.target_cbr:g} on "
+                                  f"{video.name!r} sends metadata only (no analog coefficient "
+                                  "carries anything): the result would not depend on the SNR; "
+                                  "raise target_cbr")
+            self._plans[key] = plan
         return self._plans[key]
 
     def _budget_message(self, video, budget: int, e: lin.BudgetUnfit) -> str:

@@ -256,23 +256,27 @@ def load_video(spec: VideoSpec, base_dir: str | Path = ".", seed: int = 0) -> Vi
         except ValueError as e:
             raise UserError(f"video {spec.source!r}: {e}") from None
         return Video(spec.label(), clip.frames, 25.0, tuple(clip.captions), tuple(clip.boundaries))
-    if kind == "builtin":
-        path = builtin_path(rest)
-    else:
-        path = Path(spec.source)
-        path = path if path.is_absolute() else base / path
-        if not path.exists():
-            raise UserError(f"video {spec.source!r}: file not found ({path})")
+    try:
+        path = _source_path(spec, base)
+    except UserError as e:
+        raise UserError(f"video {spec.source!r}: {e}") from None
     frames, fps = read_frames(path, spec)
+    return Video(spec.label(), frames, fps, *_file_captions(spec, base, len(frames)))
+
+
+def _file_captions(spec: VideoSpec, base: Path,
+                   frames: int) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """(captions, boundaries) of a file or builtin clip of ``frames`` frames: ``caption``,
+    else the ``captions`` sidecar's entry, else a builtin clip's per-shot captions."""
     caption = spec.caption
+    kind, _, rest = spec.source.partition(":")
     if caption is None and spec.captions:
         cpath = Path(spec.captions)
-        caption = _lookup_caption(_sidecar_captions(cpath if cpath.is_absolute() else base / cpath), spec)
+        caption = _lookup_caption(_sidecar_captions(cpath if cpath.is_absolute() else base / cpath),
+                                  spec)
     elif caption is None and kind == "builtin":
-        captions, boundaries = map_shots(builtin_shots(rest)[1], spec.start, spec.stride,
-                                         len(frames))
-        return Video(spec.label(), frames, fps, captions, boundaries)
-    return Video(spec.label(), frames, fps, (caption,) if caption else ())
+        return map_shots(builtin_shots(rest)[1], spec.start, spec.stride, frames)
+    return ((caption,) if caption else ()), ()
 
 
 @dataclass(frozen=True)
@@ -347,9 +351,8 @@ def probe_video(spec: VideoSpec, base_dir: str | Path = ".", seed: int = 0) -> V
     """The :class:`VideoInfo` of ``spec`` (file sources: header, packet count and the
     first frame only; synthetic scenes are rendered, they are small). Raises a
     one-line :class:`UserError` for a source that cannot be read as asked."""
-    kind, _, rest = spec.source.partition(":")
     base = Path(base_dir)
-    if kind == "synthetic":
+    if spec.source.startswith("synthetic:"):
         clip = load_video(spec, base, seed)
         f, h, w = clip.shape
         return VideoInfo(spec.label(), f, h, w, (h, w), clip.captions)
@@ -357,12 +360,4 @@ def probe_video(spec: VideoSpec, base_dir: str | Path = ".", seed: int = 0) -> V
     total, h, w = _probe_file(path)
     frames = _kept_frames(spec, total, str(path))
     size = _fitted_size(spec, (h, w))
-    caption = spec.caption
-    if caption is None and spec.captions:
-        cpath = Path(spec.captions)
-        caption = _lookup_caption(_sidecar_captions(cpath if cpath.is_absolute() else base / cpath),
-                                  spec)
-    elif caption is None and kind == "builtin":
-        captions = map_shots(builtin_shots(rest)[1], spec.start, spec.stride, frames)[0]
-        return VideoInfo(spec.label(), frames, *size, (h, w), captions)
-    return VideoInfo(spec.label(), frames, *size, (h, w), (caption,) if caption else ())
+    return VideoInfo(spec.label(), frames, *size, (h, w), _file_captions(spec, base, frames)[0])

@@ -26,6 +26,17 @@ def small_link_scenario(name="t-link", **over):
     return sc
 
 
+def slow_link_scenario(name: str, snrs: int = 6) -> dict:
+    """A link scenario of 2 x ``snrs`` units of ~0.3-1 s each, so that a run is still
+    going when a test kills it or starts a second one."""
+    return small_link_scenario(
+        name=name, channel={"type": "awgn", "snr_db": list(range(snrs))},
+        schemes=[{"name": "LDPC A", "type": "ldpc5g", "k": 512, "rate": 0.5, "modulation": "qpsk"},
+                 {"name": "LDPC B", "type": "ldpc5g", "k": 512, "rate": 0.75,
+                  "modulation": "qam16"}],
+        monte_carlo={"batch_blocks": 40, "max_batches": 3, "target_block_errors": 1000})
+
+
 @pytest.fixture
 def write_yaml(tmp_path):
     def _write(data, name="scenario.yaml"):

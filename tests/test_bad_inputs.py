@@ -35,6 +35,11 @@ def clip(**over):
     return [{**CLIP, **over}]
 
 
+def sidecar(d, name: str):
+    """A builtin clip with the caption sidecar ``name`` of the planted files ``d``."""
+    return video_scenario(videos=clip(source="builtin:carphone", frames=4, captions=str(d / name)))
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """Planted files: an undecodable .mp4, a directory, broken caption sidecars, an
@@ -134,22 +139,15 @@ CASES = [
     ("video-odd-for-h264", lambda d: video_scenario([H264], [{"source": str(d / "odd.mkv")}]),
      "even frame size"),
     # caption sidecars
-    ("captions-missing", lambda d: video_scenario(videos=clip(source="builtin:carphone", frames=4,
-                                                              captions=str(d / "none.json"))),
+    ("captions-missing", lambda d: sidecar(d, "none.json"),
      "none.json"),
-    ("captions-bad-json", lambda d: video_scenario(videos=clip(source="builtin:carphone", frames=4,
-                                                              captions=str(d / "broken.json"))),
+    ("captions-bad-json", lambda d: sidecar(d, "broken.json"),
      "broken.json: not valid JSON"),
-    ("captions-not-object", lambda d: video_scenario(videos=clip(source="builtin:carphone",
-                                                                frames=4,
-                                                                captions=str(d / "list.json"))),
+    ("captions-not-object", lambda d: sidecar(d, "list.json"),
      "list.json"),
-    ("captions-latin1", lambda d: video_scenario(videos=clip(source="builtin:carphone", frames=4,
-                                                            captions=str(d / "latin1.json"))),
+    ("captions-latin1", lambda d: sidecar(d, "latin1.json"),
      "latin1.json: captions file is not UTF-8"),
-    ("captions-csv-columns", lambda d: video_scenario(videos=clip(source="builtin:carphone",
-                                                                 frames=4,
-                                                                 captions=str(d / "nocols.csv"))),
+    ("captions-csv-columns", lambda d: sidecar(d, "nocols.csv"),
      "nocols.csv: CSV needs a video column"),
     # budgets a scheme cannot meet, and empty settings
     ("lgvsc-budget", lambda d: video_scenario(lg(target_cbr=1e-9)),

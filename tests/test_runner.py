@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import small_link_scenario
+from conftest import slow_link_scenario, small_link_scenario
 from lgvsc.sim.cli import main
 from lgvsc.sim.runner import run
 from lgvsc.sim.scenario import validate
@@ -19,7 +19,7 @@ TIMING = {"wall_s"}
 
 def _summary(out):
     with open(out / "summary.csv", newline="") as f:
-        return [{k: v for k, v in r.items() if k not in TIMING} for r in csv.DictReader(f)]
+        return list(csv.DictReader(f))
 
 
 def _units(out):
@@ -70,19 +70,9 @@ def test_units_rerun_bit_identically_in_any_order():
     assert len(seeds) == len(units)  # every unit draws its own stream
 
 
-def _slow_scenario():
-    # 12 units of ~0.3-1 s each, so a kill lands mid-run
-    return small_link_scenario(
-        name="t-kill", channel={"type": "awgn", "snr_db": [0, 1, 2, 3, 4, 5]},
-        schemes=[{"name": "LDPC A", "type": "ldpc5g", "k": 512, "rate": 0.5, "modulation": "qpsk"},
-                 {"name": "LDPC B", "type": "ldpc5g", "k": 512, "rate": 0.75,
-                  "modulation": "qam16"}],
-        monte_carlo={"batch_blocks": 40, "max_batches": 3, "target_block_errors": 1000})
-
-
 @pytest.mark.slow
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, write_yaml):
-    path = write_yaml(_slow_scenario())
+    path = write_yaml(slow_link_scenario("t-kill"))
     ref = tmp_path / "ref"
     assert main(["run", str(path), "--out", str(ref), "--no-progress"]) == 0
     out = tmp_path / "killed"

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import small_link_scenario
+from conftest import slow_link_scenario
 from lgvsc.sim import codecs
 from lgvsc.sim.cli import main
 from lgvsc.sim.errors import UserError
@@ -134,7 +134,7 @@ def _video_scenario(workers: int) -> dict:
 
 def _summary(out: Path) -> list[dict]:
     with open(out / "summary.csv", newline="") as f:
-        return [{k: v for k, v in r.items() if k != "wall_s"} for r in csv.DictReader(f)]
+        return list(csv.DictReader(f))
 
 
 @pytest.mark.slow
@@ -205,21 +205,11 @@ def _stored_units(db: Path) -> int:
         return 0
 
 
-def _slow_scenario() -> dict:
-    # 24 units of ~0.3-1 s each: the run is still going when it is killed
-    return small_link_scenario(
-        name="t-orphans", channel={"type": "awgn", "snr_db": list(range(12))},
-        schemes=[{"name": "LDPC A", "type": "ldpc5g", "k": 512, "rate": 0.5, "modulation": "qpsk"},
-                 {"name": "LDPC B", "type": "ldpc5g", "k": 512, "rate": 0.75,
-                  "modulation": "qam16"}],
-        monte_carlo={"batch_blocks": 40, "max_batches": 3, "target_block_errors": 1000})
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 def test_sigkilled_parent_leaves_no_workers_or_tracker(tmp_path):
     scenario = tmp_path / "scenario.yaml"
-    scenario.write_text(yaml.safe_dump(_slow_scenario(), sort_keys=False))
+    scenario.write_text(yaml.safe_dump(slow_link_scenario("t-orphans", 12), sort_keys=False))
     out = tmp_path / "r"
     proc = subprocess.Popen([str(LGVSC), "run", str(scenario), "--out", str(out), "--workers",
                              "2", "--no-progress"], cwd=tmp_path, start_new_session=True,

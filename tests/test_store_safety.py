@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import small_link_scenario
+from conftest import slow_link_scenario, small_link_scenario
 from lgvsc.sim import __version__
 from lgvsc.sim.cli import main
 from lgvsc.sim.errors import UserError
@@ -149,15 +149,6 @@ def test_changed_captions_file_is_named_too(tmp_path):
 
 
 # -- 2. one run per results folder -----------------------------------------------------
-def _slow_scenario():
-    return small_link_scenario(
-        name="t-lock", channel={"type": "awgn", "snr_db": [0, 1, 2, 3, 4, 5]},
-        schemes=[{"name": "LDPC A", "type": "ldpc5g", "k": 512, "rate": 0.5, "modulation": "qpsk"},
-                 {"name": "LDPC B", "type": "ldpc5g", "k": 512, "rate": 0.75,
-                  "modulation": "qam16"}],
-        monte_carlo={"batch_blocks": 40, "max_batches": 3, "target_block_errors": 1000})
-
-
 def _wait_for_lock(out, proc, timeout=120.0):
     lock = out / ".lock"
     deadline = time.time() + timeout
@@ -170,7 +161,7 @@ def _wait_for_lock(out, proc, timeout=120.0):
 
 @pytest.mark.slow
 def test_second_run_on_a_folder_in_use_is_refused(tmp_path, write_yaml, capsys):
-    path = write_yaml(_slow_scenario())
+    path = write_yaml(slow_link_scenario("t-lock"))
     out = tmp_path / "r"
     proc = subprocess.Popen([sys.executable, "-m", "lgvsc.sim.cli", "run", str(path), "--out",
                              str(out), "--no-progress"], stdout=subprocess.DEVNULL,

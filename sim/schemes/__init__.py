@@ -63,6 +63,15 @@ class Scheme:
         return []
 
     @classmethod
+    def models(cls, cfg: SchemeConfig) -> list:
+        """The models a unit of ``cfg`` loads, as
+        :class:`~lgvsc.semantic.model_cache.ModelInfo` (key + estimated memory),
+        computed from the config without loading anything. The runner prints them
+        before a run and releases each after the last unit that needs it. Default:
+        none (the embedded tier loads no weights)."""
+        return []
+
+    @classmethod
     def warnings(cls, cfg: SchemeConfig, snrs: list[float]) -> list[str]:
         """One-line warnings about ``cfg`` at the scenario's SNRs ``snrs`` (dB): settings
         that run but are unlikely to mean what the user thinks. ``lgvsc validate``

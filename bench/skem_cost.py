@@ -99,11 +99,11 @@ class HalvingScorer(VLMScorer):
 
     @staticmethod
     def splitter(text: str) -> tuple[str, str]:
-        a, b = split_descriptions(text)
+        parts = split_descriptions(text)
         words = text.split()
-        if a == b and len(words) >= 2:
+        if parts is None and len(words) >= 2:
             return " ".join(words[:len(words) // 2]), " ".join(words[len(words) // 2:])
-        return a, b
+        return parts
 
 
 def skem_run(selectors, frames, scorer, batch, prefilter_threshold):

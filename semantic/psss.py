@@ -25,8 +25,11 @@ PROMPT_TEMPLATE = ("{info_a}, {info_b}. Determine whether they are similar from 
 #: Default semantic focus (the paper's examples: the subject, or the action).
 DEFAULT_FOCUS = "the main subject and its action"
 
-#: Round-1 prompt of the authors' "paper" mode: describe both images.
-DESCRIBE_PROMPT = "Describe Image-1 and Image-2 separately, one sentence each."
+#: Round-1 prompt of the authors' "paper" mode: describe both images, in a fixed format
+#: (a labelled line each) so that the answer splits into the two descriptions round 2
+#: compares (:func:`~lgvsc.semantic.scorers.vlm.split_descriptions`).
+DESCRIBE_PROMPT = ("Describe Image-1 and Image-2 separately, one sentence each, in exactly "
+                   "this format:\nImage-1: <one sentence>\nImage-2: <one sentence>")
 
 
 def psss_prompt(info_a: str, info_b: str, focus: str = DEFAULT_FOCUS) -> str:

@@ -16,6 +16,24 @@ and each marker is expanded by hand into the model's image tokens (InternVL:
 ``<|image_pad|>`` x tokens + ``<|vision_end|>``), with the tokenizer's chat
 template, or a ChatML turn when it has none.
 
+The processor path is the one a checkpoint's authors meant; the fallback exists
+for folders whose files assemble no usable processor (see :func:`load_processor`
+for exactly which). Which path a load took, and why, is printed once per load
+(``lgvsc: vlm <folder>: ...``) and kept as :attr:`VLMBackend.load_path` /
+:attr:`VLMBackend.load_note`. Both paths preprocess images identically: the
+fallback passes the image processor the settings the processor class passes
+(:data:`PROCESSOR_IMAGE_KWARGS`: InternVL's dynamic tiling, ``crop_to_patches``),
+so a 320x576 frame is 3 tiles (2 + thumbnail) of 448 px on either path.
+
+One loaded model per process: :func:`shared_backend` / :meth:`VLMBackend.shared`
+fetch the backend through :func:`~lgvsc.semantic.model_cache.model_cache` under
+:func:`vlm_key` -- ``ModelKey("vlm", <resolved folder>, <dtype name>, <device>)``
+-- so a scorer and a captioner on one folder, dtype and device share one copy;
+:func:`vlm_info` gives the key and the weights' memory without loading anything.
+
+Forward passes use the ``cache=`` argument and read ``output.cache`` (the
+transformers 5 names; ``past_key_values`` is deprecated there).
+
 Yes/No: every surface form (``Yes``, `` Yes``, ``yes``, `` yes``, ``YES``,
 `` YES`` and the same for No) that encodes to exactly one token;
 ``P(Yes)`` and ``P(No)`` are sums of the float32 softmax over the full
@@ -27,10 +45,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from PIL import Image
+
+from .model_cache import ModelInfo, ModelKey, estimate_bytes, model_cache
 
 #: model_type -> transformers class name
 SUPPORTED = {"internvl": "InternVLForConditionalGeneration",
@@ -85,15 +107,23 @@ def model_class(folder: str):
     with open(f"{folder}/config.json") as f:
         mt = json.load(f).get("model_type")
     if mt not in SUPPORTED:
+        hint = UNSUPPORTED_HINTS.get(mt)
         raise ValueError(f"unsupported VLM architecture {mt!r} in {folder}/config.json; "
-                         f"supported model_type: {', '.join(sorted(SUPPORTED))}")
+                         f"supported model_type: {', '.join(sorted(SUPPORTED))}"
+                         + (f" ({mt}: {hint})" if hint else ""))
     return mt, getattr(transformers, SUPPORTED[mt])
 
 
+#: what the paper used, and what stands in for it (InternVL2-8B is remote code)
+PAPER_VLM_NOTE = ("the original InternVL releases -- InternVL2-8B, the paper's VLM, and "
+                  "InternVL2.5/3 folders without -hf -- are remote code (model_type "
+                  "'internvl_chat'), which the backend does not run; use a transformers-format "
+                  "stand-in: OpenGVLab/InternVL2_5-8B-MPO-hf (InternViT-300M + InternLM2.5-7B "
+                  "like InternVL2-8B, the closest) or OpenGVLab/InternVL3-8B-hf, in mode: "
+                  "direct with threshold: auto (the paper's eta_th = 0.35 belongs to its paper "
+                  "mode on InternVL2-8B)")
 #: model_type of checkpoints the backend cannot load, -> what to use instead
-UNSUPPORTED_HINTS = {"internvl_chat": "the original InternVL release (remote code); use its "
-                                      "transformers-format '-hf' checkpoint, e.g. "
-                                      "OpenGVLab/InternVL3-8B-hf"}
+UNSUPPORTED_HINTS = {"internvl_chat": PAPER_VLM_NOTE}
 
 
 def check_folder(path, key: str = "path") -> str:
@@ -140,6 +170,76 @@ def check_settings(device, dtype) -> None:
     check_dtype(dtype)
 
 
+# ---- one loaded backend per (folder, dtype, device) ---------------------------------------
+def key_device(device) -> str:
+    """The device a key names: ``"auto"`` resolved here (cuda when available), else
+    ``str(torch.device(device))`` without asking for CUDA (keys may be computed on a
+    machine without the GPU that will run the units)."""
+    if device == "auto":
+        return str(resolve_device("auto"))
+    if not (isinstance(device, str) and re.fullmatch(r"cpu|cuda(:\d+)?", device)):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    return str(torch.device(device))
+
+
+def key_dtype(dtype, device: str) -> str:
+    """The dtype name a key names (``"auto"``: bfloat16 on cuda, float32 on cpu)."""
+    return str(resolve_dtype(dtype, torch.device(device))).removeprefix("torch.")
+
+
+def vlm_key(path, device="auto", dtype="auto") -> ModelKey:
+    """The model-cache key of the backend for ``path`` (a local folder or a cached repo
+    id), ``device`` and ``dtype``: ``ModelKey("vlm", <absolute folder>, <dtype name>,
+    <device>)``. Reads nothing but the folder's location; loads nothing."""
+    from .model_files import model_folder
+
+    folder = model_folder(path, "path")[0].resolve()
+    dev = key_device(device)
+    return ModelKey("vlm", str(folder), key_dtype(dtype, dev), dev)
+
+
+def vlm_info(path, device="auto", dtype="auto") -> ModelInfo:
+    """:func:`vlm_key` and the memory of the folder's weights in that dtype (from the
+    safetensors headers; None when it has none)."""
+    key = vlm_key(path, device, dtype)
+    return ModelInfo(key, estimate_bytes(key.path, key.dtype))
+
+
+def shared_backend(info: ModelInfo) -> "VLMBackend":
+    """The process's :class:`VLMBackend` for ``info.key``, loaded on the first request
+    (:func:`~lgvsc.semantic.model_cache.model_cache`)."""
+    key = info.key
+    return model_cache().get(key, lambda: VLMBackend(key.path, key.device, key.dtype),
+                             info.bytes)
+
+
+class SharedVLM:
+    """A lazy handle on the shared backend: building it checks the settings and the
+    folder's layout (:func:`check_folder`, no weights read) and computes the key; the
+    first :meth:`get` loads (once per process and key).
+
+    ``device`` must be available here (a ``cuda`` device on a machine without CUDA
+    raises ValueError now, not at the first use).
+    """
+
+    def __init__(self, path, device: str = "auto", dtype: str = "auto"):
+        check_settings(device, dtype)
+        check_folder(path)
+        dev = resolve_device(device)
+        self.key = vlm_key(path, str(dev), dtype)
+        self._info: ModelInfo | None = None
+
+    @property
+    def info(self) -> ModelInfo:
+        """The key and the weights' memory (headers read once, on first use)."""
+        if self._info is None:
+            self._info = ModelInfo(self.key, estimate_bytes(self.key.path, self.key.dtype))
+        return self._info
+
+    def get(self) -> "VLMBackend":
+        return shared_backend(self.info)
+
+
 def single_token_ids(tokenizer, forms) -> list[int]:
     """Ids of the surface ``forms`` that encode to exactly one token (sorted, unique)."""
     out = set()
@@ -175,26 +275,73 @@ def to_pil(frame: np.ndarray) -> Image.Image:
     return Image.fromarray(frame, "RGB")
 
 
-def _load_processor(folder: str):
-    """The checkpoint's multimodal processor, or None when it does not load or its chat
-    template does not render an image as the placeholder the processor expands (e.g. a
-    processor assembled from a bare tokenizer whose template knows no images)."""
+#: what AutoProcessor raises (transformers 5.x) for a folder whose files assemble no
+#: processor although a tokenizer and an image processor load from them: OSError -- a
+#: file a sub-processor needs is missing (EnvironmentError from ``cached_file``);
+#: AttributeError -- the tokenizer lacks the special-token names the processor reads
+#: (``InternVLProcessor``: ``tokenizer.start_image_token`` ...). Anything else is a real
+#: error and propagates.
+PROCESSOR_MISSING = (OSError, AttributeError)
+
+#: image-processor kwargs the checkpoint's processor class passes on every call (its
+#: class defaults in transformers 5.x: ``InternVLProcessor.images_kwargs``); the
+#: fallback passes the same, so both paths tile alike
+PROCESSOR_IMAGE_KWARGS = {"internvl": {"crop_to_patches": True}}
+
+
+def load_processor(folder: str) -> tuple[object | None, str]:
+    """(the checkpoint's multimodal processor, "") or (None, why it is not used).
+
+    Not used: AutoProcessor raises one of :data:`PROCESSOR_MISSING`, returns no
+    multimodal processor, has no chat template, or its chat template does not render an
+    image as the one placeholder the processor expands (e.g. a processor assembled from
+    a bare tokenizer whose template knows no images).
+    """
+    from jinja2 import TemplateError
     from transformers import AutoProcessor
     from transformers.processing_utils import ProcessorMixin
 
     try:
         proc = AutoProcessor.from_pretrained(folder, local_files_only=True)
-    except Exception:  # a partial checkpoint (no processor / video processor config)
-        return None
-    if not (isinstance(proc, ProcessorMixin) and getattr(proc, "chat_template", None)
-            and getattr(proc, "image_processor", None) is not None and getattr(proc, "image_token", None)):
-        return None
+    except PROCESSOR_MISSING as e:
+        return None, f"AutoProcessor failed: {type(e).__name__}: {_first_line(e)}"
+    if not isinstance(proc, ProcessorMixin):
+        return None, f"AutoProcessor gave a {type(proc).__name__}, not a multimodal processor"
+    if not proc.chat_template:
+        return None, f"its {type(proc).__name__} has no chat template"
+    token = getattr(proc, "image_token", None)
     probe = [{"role": "user", "content": content_parts(f"x {IMAGE} y")}]
     try:
         text = proc.apply_chat_template(probe, tokenize=False, add_generation_prompt=True)
-    except Exception:  # a template that rejects list content
-        return None
-    return proc if text.count(proc.image_token) == 1 else None
+    except TemplateError as e:
+        return None, f"its chat template rejects image content ({_first_line(e)})"
+    if not token or text.count(token) != 1:
+        return None, (f"its chat template does not render an image as the processor's "
+                      f"image token {token!r}")
+    return proc, ""
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [""])[0][:160]
+
+
+def _say(line: str) -> None:
+    """One line to the model cache's log (stderr by default)."""
+    log = model_cache().log
+    if log is not None:
+        log(f"lgvsc: {line}")
+    else:
+        print(f"lgvsc: {line}", file=sys.stderr, flush=True)
+
+
+class Generation(NamedTuple):
+    """A :meth:`VLMBackend.generate` result: decoded ``text`` (stripped), ``tokens``
+    generated, and whether it ``stopped`` at an end-of-turn token (False: cut at
+    ``max_new_tokens``)."""
+
+    text: str
+    tokens: int
+    stopped: bool
 
 
 class VLMBackend:
@@ -206,25 +353,51 @@ class VLMBackend:
         ``"float16"`` or ``"float32"``.
 
     Attributes: ``model`` (eval mode), ``arch`` (model_type), ``tokenizer``,
-    ``processor`` (None on the fallback path), ``yes_ids`` / ``no_ids``.
+    ``processor`` (None on the fallback path), ``load_path`` (``"processor"`` or
+    ``"fallback"``), ``load_note`` (why the fallback), ``yes_ids`` / ``no_ids``.
+
+    Building one loads the weights; the real tier gets its backends through
+    :meth:`shared` (one per folder, dtype and device per process).
     """
 
     def __init__(self, path, device: str = "auto", dtype: str = "auto"):
-        from transformers import AutoImageProcessor, AutoTokenizer
-
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.folder = locate(path)
         self.arch, cls = model_class(self.folder)
         self.model = cls.from_pretrained(self.folder, dtype=self.dtype, local_files_only=True)
         self.model.to(self.device).eval()
-        self.processor = _load_processor(self.folder)
+        self._load_preprocessing()
+        self._set_token_ids()
+
+    def _load_preprocessing(self) -> None:
+        """The processor path, or the fallback (tokenizer + image processor); says which
+        and why, one line."""
+        from transformers import AutoImageProcessor, AutoTokenizer
+
+        self.processor, self.load_note = load_processor(self.folder)
+        self.load_path = "fallback" if self.processor is None else "processor"
         if self.processor is not None:
             self.tokenizer, self.image_processor = self.processor.tokenizer, self.processor.image_processor
-        else:
-            self.tokenizer = AutoTokenizer.from_pretrained(self.folder, local_files_only=True)
-            self.image_processor = AutoImageProcessor.from_pretrained(self.folder, local_files_only=True)
-        self._set_token_ids()
+            _say(f"vlm {self.folder}: {type(self.processor).__name__} with its chat template")
+            return
+        self.tokenizer = AutoTokenizer.from_pretrained(self.folder, local_files_only=True)
+        self.image_processor = AutoImageProcessor.from_pretrained(self.folder, local_files_only=True)
+        kw = ", ".join(f"{k}={v}" for k, v in self.image_kwargs.items()) or "its defaults"
+        turn = ("the tokenizer's chat template" if getattr(self.tokenizer, "chat_template", None)
+                else "a ChatML turn")
+        _say(f"vlm {self.folder}: fallback path, {self.load_note}; {turn}, image tokens "
+             f"expanded here, {type(self.image_processor).__name__} with {kw}")
+
+    @classmethod
+    def shared(cls, path, device: str = "auto", dtype: str = "auto") -> "VLMBackend":
+        """The process's backend for (path, device, dtype), loaded on first request."""
+        return shared_backend(vlm_info(path, str(resolve_device(device)), dtype))
+
+    @property
+    def image_kwargs(self) -> dict:
+        """What the fallback passes the image processor (:data:`PROCESSOR_IMAGE_KWARGS`)."""
+        return dict(PROCESSOR_IMAGE_KWARGS.get(self.arch, {}))
 
     # ---- token ids ---------------------------------------------------------------------------
     def _set_token_ids(self) -> None:
@@ -264,8 +437,8 @@ class VLMBackend:
         img = to_pil(frame)
         if self.processor is not None:  # exactly the processor's image kwargs
             out = self.processor(text=[self.processor.image_token], images=[img], return_tensors="pt")
-        else:
-            out = self.image_processor(images=[img], return_tensors="pt")
+        else:  # the kwargs the processor class would pass (InternVL: tiling)
+            out = self.image_processor(images=[img], return_tensors="pt", **self.image_kwargs)
         keep = ("pixel_values", "image_grid_thw")
         return {k: self._to_device(out[k]) for k in keep if k in out}
 
@@ -353,11 +526,21 @@ class VLMBackend:
         return p[:, self.yes_ids].sum(-1).cpu(), p[:, self.no_ids].sum(-1).cpu()
 
     @torch.inference_mode()
-    def generate(self, inputs: dict, max_new_tokens: int, min_new_tokens: int = 0) -> tuple[str, int]:
-        """Greedy generation for a batch-1 ``inputs`` -> (decoded text stripped, tokens generated)."""
+    def generate(self, inputs: dict, max_new_tokens: int, min_new_tokens: int = 0) -> Generation:
+        """Greedy generation for a batch-1 ``inputs`` -> :class:`Generation`."""
         pad = self.tokenizer.pad_token_id
         pad = self.tokenizer.eos_token_id if pad is None else pad
         out = self.model.generate(**inputs, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
                                   do_sample=False, num_beams=1, pad_token_id=pad)
         new = out[0, inputs["input_ids"].shape[1]:]
-        return self.tokenizer.decode(new, skip_special_tokens=True).strip(), int(new.shape[0])
+        n = int(new.shape[0])
+        stopped = n < max_new_tokens or (n > 0 and int(new[-1]) in self.eos_ids)
+        return Generation(self.tokenizer.decode(new, skip_special_tokens=True).strip(), n, stopped)
+
+    @property
+    def eos_ids(self) -> set[int]:
+        """Token ids that end a generated turn (generation config and tokenizer)."""
+        ids = self.model.generation_config.eos_token_id
+        ids = [] if ids is None else [ids] if isinstance(ids, int) else list(ids)
+        tok = self.tokenizer.eos_token_id
+        return {int(i) for i in ids} | ({int(tok)} if tok is not None else set())

@@ -106,8 +106,13 @@ def _save(folder, model, tok, image_processor, processor, layout: str) -> Path:
 
 
 def build_internvl(folder, layout="processor", seed=0, image_size=56, patch_size=14,
-                   hidden=64, layers=2, vision_hidden=32, vision_layers=1) -> Path:
-    """InternVL (Qwen2 LLM + InternViT); ``(image_size / patch_size)^2 / 4`` tokens per image."""
+                   hidden=64, layers=2, vision_hidden=32, vision_layers=1,
+                   max_patches=1) -> Path:
+    """InternVL (Qwen2 LLM + InternViT); ``(image_size / patch_size)^2 / 4`` tokens per tile.
+
+    ``max_patches``: the image processor's tile limit (1: one tile per image; real
+    checkpoints have 12, with which the processor tiles a 320x576 frame of 448-px tiles
+    into 2 + a thumbnail)."""
     from transformers import InternVLConfig, InternVLForConditionalGeneration, InternVLProcessor
     from transformers.models.got_ocr2.image_processing_got_ocr2 import GotOcr2ImageProcessor
     from transformers.models.internvl.video_processing_internvl import InternVLVideoProcessor
@@ -118,7 +123,7 @@ def build_internvl(folder, layout="processor", seed=0, image_size=56, patch_size
         "context_image_token": "<IMG_CONTEXT>", "video_token": "<video>"})
     seq = (image_size // patch_size) ** 2 // 4
     size = {"height": image_size, "width": image_size}
-    ip = GotOcr2ImageProcessor(size=size, crop_to_patches=False, max_patches=1)
+    ip = GotOcr2ImageProcessor(size=size, crop_to_patches=False, max_patches=max_patches)
     vision = dict(hidden_size=vision_hidden, num_hidden_layers=vision_layers, num_attention_heads=2,
                   intermediate_size=2 * vision_hidden, image_size=image_size, patch_size=patch_size)
     text = dict(model_type="qwen2", **text_config(tok, hidden, layers))

@@ -17,6 +17,13 @@ CAPTIONERS: Registry[type["Captioner"]] = Registry("captioner", check_weights=Tr
 
 
 class Captioner:
+    @classmethod
+    def model_info(cls, **params) -> list:
+        """The models an instance built with ``params`` loads, as
+        :class:`~lgvsc.semantic.model_cache.ModelInfo`, computed without loading
+        anything. Default: none (a captioner without weights)."""
+        return []
+
     def caption(self, frames: np.ndarray, start: int, end: int) -> str:
         raise NotImplementedError
 

@@ -23,10 +23,13 @@ class Cost:
     forward_passes: int = 0
     token_steps: int = 0  # tokens processed (prefill) + tokens generated
     pairs: int = 0  # (keyframe, candidate) pairs scored
+    split_failures: int = 0  # vlm paper mode: round-1 answers with no two descriptions
+    truncated: int = 0  # vlm paper mode: round-1 answers cut at max_new_tokens
 
     def as_dict(self) -> dict:
         return dict(forward_passes=self.forward_passes, token_steps=self.token_steps,
-                    pairs=self.pairs)
+                    pairs=self.pairs, split_failures=self.split_failures,
+                    truncated=self.truncated)
 
 
 class Scorer:
@@ -39,6 +42,13 @@ class Scorer:
 
     def __init__(self):
         self.cost = Cost()
+
+    @classmethod
+    def model_info(cls, **params) -> list:
+        """The models an instance built with ``params`` loads, as
+        :class:`~lgvsc.semantic.model_cache.ModelInfo`, computed without loading
+        anything. Default: none (a scorer without weights)."""
+        return []
 
     def score_batch(self, key: np.ndarray, candidates: list[np.ndarray], focus: str) -> list[PSSS]:
         raise NotImplementedError

@@ -3,11 +3,31 @@
 ``mode="paper"`` -- what the authors' code does, per (keyframe, candidate) pair:
 
 1. round 1: ONE greedy ``generate`` with both images (Image-1 = keyframe,
-   Image-2 = candidate) asking :data:`~lgvsc.semantic.psss.DESCRIBE_PROMPT`;
+   Image-2 = candidate) asking :data:`~lgvsc.semantic.psss.DESCRIBE_PROMPT`,
+   which asks for a fixed format (``Image-1: <one sentence>`` /
+   ``Image-2: <one sentence>``), at most ``max_new_tokens`` (default 128) tokens;
    the text is split into two descriptions (:func:`split_descriptions`);
 2. round 2: a text-only prompt ``psss_prompt(desc_1, desc_2, focus)`` through
    the chat template with the assistant generation prompt; P(Yes) and P(No)
    are read at the first answer position.
+
+Round 1's budget: the fixed format costs two labels (~4 tokens each) and two
+one-sentence descriptions (real InternVL / Qwen descriptions run 15-45 tokens),
+so 96 tokens cover the long cases and 128 leave margin; a model that ends its
+turn earlier generates (and costs) no more. The old 48 cut the second
+description of ordinary answers.
+
+A failed split -- no second description found (no ``Image-2`` label, numbered
+item, "the second image ..." sentence, second line or second sentence), or a
+half empty -- is never judged as a text compared with itself: that pair is
+scored in direct mode instead (:meth:`VLMScorer.uncached_score`, both images in
+one prompt: a real judgement of the pair, on direct mode's scale) and counted in
+``cost.split_failures``. Answers cut at ``max_new_tokens`` (no end of turn) are
+counted in ``cost.truncated``; they are judged from their split when it
+succeeds (the second description is shortened, not absent), else fall back as
+above. Both counters reach the selection's cost in the unit's extras: a run
+whose ``split_failures`` is more than a few pairs is mostly direct mode and
+should fix the prompt or ``max_new_tokens``.
 
 ``mode="direct"`` -- both images in ONE prompt with the PSSS question
 (``Info A = "Image-1: <image>"``, ``Info B = "Image-2: <image>"``), Yes/No read
@@ -40,8 +60,18 @@ Counting rule (``self.cost``):
   processed (summed over the batch rows, image tokens included) + tokens
   generated. Direct mode: the prefix's P tokens once per keyframe (when its
   cache is built), then S suffix tokens per candidate. Paper mode per pair:
-  round-1 prompt + generated tokens + round-2 prompt. Vision-tower patches
-  are not token-steps.
+  round-1 prompt + generated tokens + round-2 prompt (a failed split: round-1
+  prompt + generated tokens + the direct prompt, 2 passes). Vision-tower
+  patches are not token-steps.
+
+Loading: building a scorer reads no weights (settings and the folder's layout
+only); the first score loads the VLM through the process's model cache
+(:func:`~lgvsc.semantic.vlm_backend.shared_backend`), shared with every other
+scorer and captioner on the same folder, dtype and device. The scorer's own
+caches (vision features by frame content, keyframe prefixes by frame content and
+prefix tokens, token layouts by frame shapes and focus) belong to the scorer and
+to the backend object they were computed with: they are dropped when the cache
+hands back a different (reloaded) backend.
 """
 
 from __future__ import annotations
@@ -49,6 +79,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import re
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -57,7 +88,8 @@ import torch
 
 from ..psss import DESCRIBE_PROMPT, PSSS, psss_prompt
 from ...link.registry import bound_params
-from ..vlm_backend import IMAGE, VLMBackend, check_folder, check_settings, to_pil
+from ..vlm_backend import (IMAGE, SharedVLM, VLMBackend, check_folder, check_settings, to_pil,
+                           vlm_info)
 from . import SCORERS, Scorer
 
 MODES = ("direct", "paper")
@@ -72,28 +104,76 @@ def direct_prompt(focus: str) -> str:
     return psss_prompt(IMAGE_1, IMAGE_2, focus)
 
 
-_LABEL_2 = re.compile(r"(?i)\**\s*(?:image|picture|frame)[\s_-]*2\b\s*\**\s*[:.\-)]?\s*")
-_LABEL_1 = re.compile(r"(?i)^\W*(?:image|picture|frame)[\s_-]*1\b\s*\**\s*[:.\-)]?\s*")
+_NAME = r"(?:image|picture|frame|photo)"
+#: where a line, a sentence or a clause starts, with an optional bullet and connective
+_START = (r"(?:^|\n|(?<=[.!?;:,])[ \t]+)[ \t]*(?:[-*>#]+[ \t]*)?"
+          r"(?:(?:and|while|whereas|but)[ \t]+)?")
 
 
-def split_descriptions(text: str) -> tuple[str, str]:
-    """Round-1 answer -> (description of Image-1, description of Image-2), best effort.
+def _label(n: int, word: str) -> str:
+    """``Image-2``, ``**Image 2**``, ``Picture two`` (punctuation not included)."""
+    return rf"\**[ \t]*{_NAME}[ \t_-]*(?:{n}|{word})\b[ \t]*\**"
 
-    Splits at an "Image-2" label, else at the first line break, else after the
-    first sentence; labels are stripped. If it cannot split (or a half is
-    empty) the whole text is used for both.
+
+def _number(n: int, letter: str) -> str:
+    """``2.``, ``2)``, ``2:``, ``(2)``, ``b)``, ``(b)``."""
+    return rf"(?:{n}[.):]|\({n}\)|\(?{letter}\))"
+
+
+def _lead(n: int, word: str, letter: str) -> re.Pattern:
+    """A leading label of description ``n``, stripped: bullet, number, punctuated label."""
+    return re.compile(rf"(?i)^[ \t]*(?:[-*>#]+[ \t]*)?(?:{_number(n, letter)}[ \t]+)?"
+                      rf"(?:{_label(n, word)}[ \t]*[:.)\-][ \t]*\**[ \t]*)?")
+
+
+#: where the second description starts, by priority: an Image-2 label or a number 2,
+#: then a sentence about "the second / latter / other image"
+_SECOND = [re.compile(rf"(?i){_START}(?={_label(2, 'two')}|{_number(2, 'b')}[ \t]+)"),
+           re.compile(rf"(?i){_START}(?=(?:in[ \t]+)?(?:the|this)[ \t]+(?:second|latter|other)[ \t]+"
+                      rf"(?:{_NAME}|one)\b)")]
+_LEAD_1, _LEAD_2 = _lead(1, "one", "a"), _lead(2, "two", "b")
+
+
+def split_descriptions(text: str) -> tuple[str, str] | None:
+    """Round-1 answer -> (description of Image-1, description of Image-2), or None when
+    the answer holds no two descriptions (the pair is then judged another way, never
+    as a text compared with itself).
+
+    The second description starts at the first of (after some text): an ``Image-2``
+    label (``Image-2:``, ``**Image 2:**``, ``Picture 2.``, ``Image 2 shows``) or a
+    number ``2.`` / ``2)`` / ``(2)`` / ``(b)`` at the start of a line, sentence or
+    clause; else a sentence or clause opening "the second / latter / other image";
+    else, for an answer of exactly two non-empty lines, the second line; else, for
+    exactly two sentences, the second sentence. Leading numbers and punctuated labels
+    (``Image-1:``, ``2.``) are stripped, as are separators (``,;:``) and connectives
+    ("and", "while") between the halves; unpunctuated text ("The first image shows",
+    "Image 2 shows") is kept. None when no rule applies or a half has no word left.
     """
     text = text.replace(IMAGE, "image").strip()
-    m = _LABEL_2.search(text)
-    if m and m.start() > 0:
-        a, b = text[:m.start()], text[m.end():]
-    elif "\n" in text:
-        a, b = text.split("\n", 1)
-    else:
-        parts = re.split(r"(?<=[.!?])\s+", text, maxsplit=1)
-        a, b = (parts[0], parts[1]) if len(parts) == 2 else ("", "")
-    a, b = _LABEL_1.sub("", a).strip(), b.strip()
-    return (a, b) if a and b else (text, text)
+    cut = _second_start(text)
+    if cut is None:
+        return None
+    a = _LEAD_1.sub("", text[:cut[0]], count=1).strip().rstrip(",;:").strip()
+    b = _LEAD_2.sub("", text[cut[1]:], count=1).strip()
+    if not (re.search(r"\w", a) and re.search(r"\w", b)):
+        return None
+    return a, b
+
+
+def _second_start(text: str) -> tuple[int, int] | None:
+    """(end of the first part, start of the second part) in ``text``, or None."""
+    for pat in _SECOND:
+        for m in pat.finditer(text):
+            if text[:m.start()].strip():
+                return m.start(), m.end()
+    lines = list(re.finditer(r"[^\n]*\S[^\n]*", text))
+    if len(lines) == 2:
+        return lines[0].end(), lines[1].start()
+    if len(lines) == 1:
+        ends = [m.end() for m in re.finditer(r"[.!?]+(?=\s+\S)", text)]
+        if len(ends) == 1:
+            return ends[0], ends[0]
+    return None
 
 
 def frame_key(frame: np.ndarray) -> tuple:
@@ -160,26 +240,72 @@ class VLMScorer(Scorer):
     :param device: ``"auto"`` | ``"cpu"`` | ``"cuda[:N]"``.
     :param dtype: ``"auto"`` | ``"bfloat16"`` | ``"float16"`` | ``"float32"``.
     :param batch: candidates per forward in direct mode (paper mode scores pair by pair).
-    :param max_new_tokens: round-1 generation length cap (paper mode).
+    :param max_new_tokens: round-1 generation length cap (paper mode; default 128: two
+        labelled one-sentence descriptions with margin, see the module notes).
     :param min_new_tokens: round-1 minimum length (0 = stop at end of turn); set it to
-        ``max_new_tokens`` to force realistic lengths with random-weight models.
+        ``max_new_tokens`` to force realistic lengths with random-weight models (every
+        answer then counts as truncated).
     :param feature_cache: frames whose vision features are kept (LRU).
     :param prefixes: keyframe prefix KV caches kept (LRU).
+
+    Building a scorer loads nothing (settings and the folder's layout are checked);
+    the first score loads the VLM through the process's model cache, shared with
+    captioners and other scorers on the same folder, dtype and device
+    (:meth:`model_info` says what that will be). Paper mode: pairs whose round-1
+    answer does not split are judged in direct mode and counted in
+    ``cost.split_failures``; answers cut at ``max_new_tokens`` are counted in
+    ``cost.truncated``.
+
+    Which VLM: the paper's InternVL2-8B is remote code (``model_type: internvl_chat``),
+    refused here; a transformers-format stand-in -- ``OpenGVLab/InternVL2_5-8B-MPO-hf``
+    (InternViT-300M + InternLM2.5-7B, as InternVL2-8B) or ``OpenGVLab/InternVL3-8B-hf``
+    -- goes with ``mode: direct`` and SKEM ``threshold: auto``: the paper's
+    ``eta_th = 0.35`` belongs to its paper mode on InternVL2-8B, and another model's
+    or mode's S_rel scale differs.
     """
 
-    #: round-1 text -> (description of Image-1, of Image-2); a subclass may replace it
+    #: round-1 text -> (description of Image-1, of Image-2), or None when it holds no two
+    #: descriptions; a subclass may replace it
     splitter = staticmethod(split_descriptions)
 
     def __init__(self, path, mode: str = "direct", device: str = "auto", dtype: str = "auto",
-                 batch: int = 8, max_new_tokens: int = 48, min_new_tokens: int = 0,
+                 batch: int = 8, max_new_tokens: int = 128, min_new_tokens: int = 0,
                  feature_cache: int = 256, prefixes: int = 2):
         super().__init__()
         self._check_settings(mode, batch, max_new_tokens, min_new_tokens, feature_cache, prefixes)
         self.mode, self.batch = mode, batch
         self.max_new_tokens, self.min_new_tokens = max_new_tokens, min_new_tokens
-        self.backend = VLMBackend(path, device=device, dtype=dtype)
+        self._vlm = SharedVLM(path, device=device, dtype=dtype)
+        self._owner = None  # weakref to the backend the caches below were computed with
         self._features_lru, self._prefixes = LRU(max(feature_cache, batch + 1)), LRU(prefixes)
         self._layouts = LRU(64)
+
+    @property
+    def backend(self) -> VLMBackend:
+        """The shared backend (:meth:`load`)."""
+        return self.load()
+
+    def load(self) -> VLMBackend:
+        """The shared backend, loaded now if it is not yet (the first score does it
+        anyway); the scorer's caches are dropped when it is not the object they were
+        computed with (the model was released and reloaded)."""
+        b = self._vlm.get()
+        if self._owner is None or self._owner() is not b:
+            self.clear_caches()
+            self._owner = weakref.ref(b)
+        return b
+
+    @property
+    def key(self):
+        """The model-cache key of this scorer's VLM."""
+        return self._vlm.key
+
+    def __getstate__(self) -> dict:
+        """Picklable without the caches (device tensors) and the backend reference."""
+        state = dict(self.__dict__, _owner=None)
+        for name in ("_features_lru", "_prefixes", "_layouts"):
+            state[name] = LRU(state[name].size)
+        return state
 
     @staticmethod
     def _check_settings(mode, batch, max_new_tokens, min_new_tokens, feature_cache, prefixes):
@@ -204,11 +330,20 @@ class VLMScorer(Scorer):
         check_settings(p["device"], p["dtype"])
         check_folder(p["path"])
 
+    @classmethod
+    def model_info(cls, **params) -> list:
+        """The VLM this spec loads (its model-cache key and weight memory), computed
+        without loading anything; the same key a captioner on that folder, dtype and
+        device has."""
+        p = bound_params(cls, params)
+        return [vlm_info(p["path"], p["device"], p["dtype"])]
+
     # ---- public --------------------------------------------------------------------------
     def score_batch(self, key: np.ndarray, candidates: list[np.ndarray], focus: str) -> list[PSSS]:
         """``key`` uint8 [H, W, 3], ``candidates`` uint8 [H', W', 3] each -> one PSSS per candidate."""
         for f in (key, *candidates):
             _check_frame(f)
+        self.load()  # before any cache lookup: a reloaded backend drops the caches
         if self.mode == "paper":
             return [self._paper_pair(key, c, focus) for c in candidates]
         return self._direct(key, candidates, focus)
@@ -245,16 +380,21 @@ class VLMScorer(Scorer):
 
     # ---- paper mode ------------------------------------------------------------------------
     def _paper_pair(self, key: np.ndarray, cand: np.ndarray, focus: str) -> PSSS:
-        desc_1, desc_2 = self.splitter(self._describe(key, cand))
-        return self._judge(psss_prompt(desc_1, desc_2, focus))
+        """Describe, split, judge; a failed split is judged in direct mode (counted)."""
+        parts = self.splitter(self._describe(key, cand))
+        if parts is None:
+            self.cost.split_failures += 1
+            return self.uncached_score(key, cand, focus)
+        return self._judge(psss_prompt(parts[0], parts[1], focus))
 
     def _describe(self, key: np.ndarray, cand: np.ndarray) -> str:
         """Round 1: one greedy generate with both images -> the generated text."""
         b = self.backend
         enc = b.encode(b.chat(DESCRIBE_PAIR), [key, cand])
-        text, n = b.generate(enc, self.max_new_tokens, self.min_new_tokens)
-        self._count(passes=1 + n, tokens=enc["input_ids"].numel() + n)
-        return text
+        gen = b.generate(enc, self.max_new_tokens, self.min_new_tokens)
+        self._count(passes=1 + gen.tokens, tokens=enc["input_ids"].numel() + gen.tokens)
+        self.cost.truncated += int(not gen.stopped)
+        return gen.text
 
     @torch.inference_mode()
     def _judge(self, question: str) -> PSSS:
@@ -327,7 +467,7 @@ class VLMScorer(Scorer):
             pos = None if lay.pos is None else lay.pos[:, :, :P]
             out = b.model(inputs_embeds=emb, attention_mask=torch.ones_like(ids), position_ids=pos,
                           use_cache=True, logits_to_keep=1)
-            pre = Prefix(out.past_key_values, P)
+            pre = Prefix(out.cache, P)
             self._prefixes.put(k, pre)
             self._count(passes=1, tokens=P)
         return pre
@@ -343,7 +483,7 @@ class VLMScorer(Scorer):
             cache.batch_repeat_interleave(B)
         mask = torch.ones(B, pre.length + ids.shape[1], dtype=torch.long, device=ids.device)
         pos = None if lay.pos is None else lay.pos[:, :, lay.split:].expand(-1, B, -1)
-        logits = b.model(inputs_embeds=emb, attention_mask=mask, position_ids=pos, past_key_values=cache,
+        logits = b.model(inputs_embeds=emb, attention_mask=mask, position_ids=pos, cache=cache,
                          use_cache=True, logits_to_keep=1).logits[:, -1]
         self._count(passes=1, tokens=ids.numel())
         return self._psss(logits)

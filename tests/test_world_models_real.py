@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from lgvsc.semantic.model_cache import model_cache
 from lgvsc.semantic.world_models import WORLD_MODELS, SegmentRequest, make_world_model
 from lgvsc.semantic.world_models import diffusers_wm, opensora
 from lgvsc.semantic.world_models.diffusers_wm import DiffusersWorldModel
@@ -25,6 +26,14 @@ KEYFRAME_SHAPE = (20, 36, 3)  # generated at LTX (32, 32), Wan (16, 32), resized
 
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Every test starts and ends with no model loaded in this process."""
+    model_cache().release()
+    yield
+    model_cache().release()
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +63,9 @@ def count_encoder_calls(wm):
     return calls
 
 
-class NoCall:
-    """Stands in for a pipeline that must not run."""
-
-    def __call__(self, *a, **k):
-        raise AssertionError("the pipeline was called")
+def loads():
+    """Loads so far in this process, all keys together."""
+    return sum(model_cache().load_counts.values())
 
 
 # -- diffusers -----------------------------------------------------------------
@@ -102,8 +109,8 @@ def test_valid_length_and_sizes(pipe_dir, kind, expected):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_one_and_two_frame_segments_skip_the_model(pipe_dir, kind):
+    before = loads()
     wm = DiffusersWorldModel(pipe_dir(kind), device="cpu")
-    wm.pipe = NoCall()
     req = request()
     g = torch.Generator().manual_seed(0)
     one = wm.generate(SegmentRequest(first=req.first, last=None, caption="x"), 1, None, g)
@@ -112,11 +119,12 @@ def test_one_and_two_frame_segments_skip_the_model(pipe_dir, kind):
     assert held.shape == (9, *KEYFRAME_SHAPE) and (held == req.first).all()
     two = wm.generate(req, 2, None, g)
     assert np.array_equal(two, np.stack([req.first, req.last]))
+    assert loads() == before and not model_cache().loaded()  # never loaded
 
 
 def test_request_errors(pipe_dir):
+    before = loads()
     wm = DiffusersWorldModel(pipe_dir("wan-flf2v"), device="cpu")
-    wm.pipe = NoCall()
     req, g = request(), torch.Generator()
     with pytest.raises(ValueError, match="valid_length"):
         wm.generate(req, 6, None, g)
@@ -128,6 +136,7 @@ def test_request_errors(pipe_dir):
         wm.generate(SegmentRequest(first=req.first, last=req.last[:10]), 9, None, g)
     with pytest.raises(ValueError, match="generator"):
         wm.generate(req, 9, None, None)
+    assert loads() == before  # refused before loading
 
 
 def test_settings_errors(pipe_dir, tmp_path):
@@ -142,6 +151,8 @@ def test_settings_errors(pipe_dir, tmp_path):
     for kw, name in ((dict(steps=0), "steps"), (dict(guidance=-1.0), "guidance"),
                      (dict(resolution=(32,)), "resolution"),
                      (dict(cpu_offload="yes"), "cpu_offload"),
+                     (dict(offload="cpu"), "offload: must be one of none, model, sequential"),
+                     (dict(offload="sequential", cpu_offload=True), "cpu_offload: true means"),
                      (dict(max_sequence_length=0), "max_sequence_length"),
                      (dict(dtype="int8"), "dtype"), (dict(device="tpu"), "device")):
         with pytest.raises(ValueError, match=name):
@@ -149,8 +160,12 @@ def test_settings_errors(pipe_dir, tmp_path):
     with pytest.raises(ValueError, match="resolution"):
         DiffusersWorldModel(pipe_dir("ltx"), resolution=(48, 64))  # not multiples of 32
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="cpu_offload"):
+        with pytest.raises(ValueError, match="cpu_offload: True needs a CUDA device"):
             DiffusersWorldModel(pipe_dir("ltx"), cpu_offload=True)
+        for mode in ("model", "sequential"):
+            with pytest.raises(ValueError, match=f"offload: '{mode}' needs a CUDA device, got "
+                                                 "device 'cpu'"):
+                DiffusersWorldModel(pipe_dir("ltx"), offload=mode)
 
 
 def test_auto_detection_and_registry(pipe_dir):
@@ -259,10 +274,12 @@ def test_text_only_scheme_with_a_tiny_ltx_pipeline(tmp_path):
     cfg = TextOnlyConfig(name="t", type="text-only",
                          world_model={"type": "diffusers", "path": str(path), "steps": 2})
     assert TextOnly.unavailable_reason(cfg) is None
+    before = loads()
     clip = load_video(VideoSpec(source="synthetic:static", frames=5, size=(32, 32)))
     tx = TextOnly(cfg, RunContext()).transmit(clip, AWGN(), 10, torch.Generator().manual_seed(0))
     assert tx.frames.shape == clip.frames.shape and tx.frames.dtype == np.uint8
-    assert tx.extra["caption_received"] == clip.captions[0] and tx.channel_uses > 0
+    assert tx.extra["captions_received"] == tx.extra["captions_sent"] == list(clip.captions[:1])
+    assert tx.channel_uses > 0 and loads() == before + 1  # LTXPipeline on the loaded components
     wan = TextOnlyConfig(name="t", type="text-only",
                          world_model={"type": "diffusers", "path": str(path), "pipeline": "wan-flf2v"})
     assert "needs keyframes" in TextOnly.unavailable_reason(wan)

@@ -1,8 +1,9 @@
 """Tiny random diffusers video pipelines for tests (not a test file).
 
 :func:`build` writes a randomly initialised ``LTXConditionPipeline``,
-``WanImageToVideoPipeline`` (first+last frame) or ``WanVACEPipeline`` into a
-directory with ``save_pretrained``, so it loads through ``from_pretrained`` the
+``WanImageToVideoPipeline`` (first+last frame) or ``WanVACEPipeline`` (or, as
+``ltx-dynamic``, an LTX-Video 0.9.1-style ``LTXPipeline`` whose scheduler shifts
+dynamically) into a directory with ``save_pretrained``, so it loads through ``from_pretrained`` the
 way a real local checkpoint does. Nothing is downloaded: the tokenizer is a
 byte-level BPE trained from scratch on a few captions. Weights come from
 ``torch.random.fork_rng`` seeded with ``seed`` (the caller's RNG is untouched).
@@ -73,6 +74,22 @@ def ltx():
                                 transformer=transformer)
 
 
+#: LTX-Video 0.9.0 / 0.9.1's scheduler_config.json (dynamic shifting: needs ``mu``)
+LTX_091_SCHEDULER = dict(base_image_seq_len=1024, base_shift=0.95, max_image_seq_len=4096,
+                         max_shift=2.05, num_train_timesteps=1000, shift=1.0, shift_terminal=0.1,
+                         use_dynamic_shifting=True)
+
+
+def ltx_dynamic():
+    """Tiny ``LTXPipeline`` in the LTX-Video 0.9.1 layout: model_index ``LTXPipeline``,
+    a ``FlowMatchEulerDiscreteScheduler`` with ``use_dynamic_shifting=True``."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, LTXPipeline
+
+    parts = ltx().components
+    parts["scheduler"] = FlowMatchEulerDiscreteScheduler(**LTX_091_SCHEDULER)
+    return LTXPipeline(**parts)
+
+
 def _wan_vae():
     from diffusers import AutoencoderKLWan
 
@@ -126,11 +143,12 @@ def wan_vace():
                            vae=_wan_vae(), scheduler=_wan_scheduler(), transformer=transformer)
 
 
-BUILDERS = {"ltx": ltx, "wan-flf2v": wan_flf2v, "wan-vace": wan_vace}
+BUILDERS = {"ltx": ltx, "wan-flf2v": wan_flf2v, "wan-vace": wan_vace, "ltx-dynamic": ltx_dynamic}
 
 
 def build(kind: str, path, seed: int = 0) -> Path:
-    """Save a tiny random ``kind`` pipeline (one of :data:`KINDS`) into ``path``."""
+    """Save a tiny random ``kind`` pipeline (one of :data:`KINDS`, or ``ltx-dynamic``)
+    into ``path``."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         pipe = BUILDERS[kind]()

@@ -56,8 +56,15 @@ class WorldModel:
 
     places_keyframes_anywhere = True
 
+    @classmethod
+    def model_info(cls, **params) -> list:
+        """The models an instance built with ``params`` loads, as
+        :class:`~lgvsc.semantic.model_cache.ModelInfo`, computed without loading
+        anything. Default: none (a world model without weights)."""
+        return []
+
     def valid_length(self, n: int) -> int:
-        """Smallest frame count >= n the model can generate."""
+        """Smallest frame count >= n the model can generate (every count >= 1 here)."""
         return max(1, n)
 
     def generate(self, request: SegmentRequest, length: int, last_index: int | None,

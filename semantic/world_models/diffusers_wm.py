@@ -5,12 +5,30 @@ Three pipeline families, picked from ``model_index.json``'s ``_class_name``
 
 * ``ltx`` -> ``LTXConditionPipeline`` (also loads ``LTXPipeline`` checkpoints):
   ``LTXVideoCondition`` images at frame 0 and ``last_index``; frame counts
-  t*k+1 with t the VAE temporal ratio (8 for real LTX-Video).
+  t*k+1 with t the VAE temporal ratio (8 for real LTX-Video). LTX-Video 0.9.0 /
+  0.9.1 folders (``LTXPipeline``, scheduler ``use_dynamic_shifting: true``) get
+  the schedule ``LTXPipeline`` computes for them (``mu`` from the video's latent
+  sequence length, :func:`ltx_dynamic_timesteps`), which ``LTXConditionPipeline``
+  itself never passes; 0.9.5 and later need nothing. Text-to-video
+  (:meth:`DiffusersWorldModel.generate_from_text`) runs ``LTXPipeline`` on the
+  same loaded components.
 * ``wan-flf2v`` -> ``WanImageToVideoPipeline``: ``image`` (first) and
-  ``last_image`` (last frame only); frame counts 4k+1.
+  ``last_image`` (last frame only); frame counts 4k+1. Folders whose
+  ``model_index.json`` sets ``expand_timesteps: true`` (Wan 2.2 TI2V style)
+  ignore ``last_image`` in diffusers and are refused (:func:`check_last_image`).
 * ``wan-vace`` -> ``WanVACEPipeline``: a ``video`` holding the keyframes at 0
   and ``last_index`` (other frames gray) and a ``mask`` (black = keep, white =
   generate); frame counts 4k+1.
+
+One loaded pipeline per process: the pipeline loads through the process's
+:func:`~lgvsc.semantic.model_cache.model_cache` under
+``ModelKey("diffusers:<PipelineClass>", <absolute folder>, <dtype>, <device>,
+(("offload", ...),))``, so two schemes naming the same folder, dtype, device and
+offload share one copy. Building a :class:`DiffusersWorldModel` loads nothing (its
+frame-count and size factors and call defaults come from the folder's config
+files); the first :meth:`~DiffusersWorldModel.generate` loads.
+:meth:`DiffusersWorldModel.model_info` says what will load and its memory
+(safetensors headers only).
 
 The prompt is :attr:`SegmentRequest.prompt` (caption + motion score text, as
 the authors prompt Open-Sora). Prompt embeddings are cached: every text
@@ -22,7 +40,7 @@ pipelines accept these arguments, so with a cache hit the text encoder does not
 run at all. The cache is a small LRU keyed by ``(text, max_sequence_length)``.
 
 Nothing is downloaded: the pipeline loads from a local directory with
-``local_files_only=True``. diffusers is imported lazily (in the constructor).
+``local_files_only=True``. diffusers is imported lazily.
 """
 
 from __future__ import annotations
@@ -31,7 +49,9 @@ import importlib.util
 import inspect
 import json
 import math
+import re
 from collections import OrderedDict
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +59,7 @@ import torch
 from PIL import Image
 
 from ...link.registry import bound_params
+from ..model_cache import ModelInfo, ModelKey, estimate_bytes, model_cache
 from ..vlm_backend import resolve_device, resolve_dtype
 from . import WORLD_MODELS, SegmentRequest, WorldModel
 
@@ -64,6 +85,11 @@ MIN_MULTIPLE = {"ltx": 32, "wan-flf2v": 16, "wan-vace": 16}
 #: gray value of the frames VACE generates (the diffusers FLF2V example uses 128)
 VACE_FILL = 128
 CACHE_SIZE = 64
+#: ``offload:`` values -> the diffusers method that sets them up (None: ``pipe.to(device)``)
+OFFLOADS = {"none": None, "model": "enable_model_cpu_offload",
+            "sequential": "enable_sequential_cpu_offload"}
+#: Wan components the diffusers Wan examples keep in float32
+WAN_FLOAT32 = ("vae", "image_encoder")
 
 
 def detect_pipeline(path: Path) -> str:
@@ -136,15 +162,9 @@ def check_pipeline_folder(path, pipeline: str = "auto", key: str = "path") -> st
         if cls not in PIPELINE_CLASSES[kind]:
             raise ValueError(f"pipeline: {kind!r} loads a {' or '.join(PIPELINE_CLASSES[kind])} "
                              f"folder; {text!r} holds {cls!r} (model_index.json _class_name)")
-    present = {}
-    for name, value in index.items():
-        if name.startswith("_") or not (isinstance(value, list) and len(value) == 2):
-            continue
-        library, cname = value
-        if library is None or cname is None:
-            continue
-        present[name] = cname
-        problem = _component_problem(p / name, str(library), str(cname))
+    present = index_components(index)
+    for name, (library, cname) in present.items():
+        problem = _component_problem(p / name, library, cname)
         if problem:
             raise ValueError(f"{key}: {text!r} is incomplete: component {name!r} ({library} "
                              f"{cname}) {problem}")
@@ -153,7 +173,36 @@ def check_pipeline_folder(path, pipeline: str = "auto", key: str = "path") -> st
         if not any(o in present for o in options):
             raise ValueError(f"{key}: {text!r} lacks component {' or '.join(map(repr, options))} "
                              f"that {PIPELINES[kind]} needs (model_index.json)")
+    check_last_image(index, kind, text, key)
     return kind
+
+
+def index_components(index: dict) -> dict[str, tuple[str, str]]:
+    """``{name: (library, class)}`` of the components a ``model_index.json`` lists
+    (entries set to ``[null, null]`` left out)."""
+    out = {}
+    for name, value in index.items():
+        if name.startswith("_") or not (isinstance(value, list) and len(value) == 2):
+            continue
+        library, cname = value
+        if library is not None and cname is not None:
+            out[name] = (str(library), str(cname))
+    return out
+
+
+def check_last_image(index: dict, kind: str, shown: str, key: str = "path") -> None:
+    """Refuse first/last-frame mode for a Wan folder whose ``model_index.json`` sets
+    ``expand_timesteps: true`` (Wan 2.2 TI2V style): diffusers'
+    ``WanImageToVideoPipeline.prepare_latents`` then conditions on ``image`` alone and
+    drops ``last_image`` without a word, so a segment would never land on its last
+    keyframe. ValueError ``"<key>: ..."`` naming what works instead."""
+    if kind == "wan-flf2v" and index.get("expand_timesteps"):
+        raise ValueError(
+            f"{key}: {shown!r} sets expand_timesteps: true in model_index.json (Wan 2.2 TI2V "
+            "style), for which diffusers' WanImageToVideoPipeline ignores last_image, so "
+            "first/last-frame mode cannot land on the last keyframe; use a first/last-frame "
+            "checkpoint (Wan2.1-FLF2V-14B-720P-diffusers), a VACE pipeline (pipeline: "
+            "wan-vace) or an LTX pipeline")
 
 
 def round_size(size: tuple[int, int], multiple: int) -> tuple[int, int]:
@@ -241,15 +290,175 @@ def trivial_frames(request: SegmentRequest, length: int, generator) -> np.ndarra
     return None
 
 
-def call_default(pipe, name: str):
-    """Default of ``pipe.__call__``'s keyword ``name``."""
-    return inspect.signature(pipe.__call__).parameters[name].default
+# -- what the folder's config files say (no weights loaded) -----------------------------
+def component_config(path: Path, name: str, cname: str) -> dict:
+    """Component ``name``'s ``config.json`` completed with the defaults of diffusers'
+    ``cname.__init__`` (what the loaded component would have)."""
+    import diffusers
+
+    params = inspect.signature(getattr(diffusers, cname).__init__).parameters
+    out = {k: v.default for k, v in params.items() if v.default is not inspect.Parameter.empty}
+    cfg = json.loads((path / name / "config.json").read_text())
+    out.update({k: v for k, v in cfg.items() if v is not None})
+    return out
+
+
+def folder_factors(path: Path, kind: str) -> tuple[int, int]:
+    """(VAE temporal ratio, height/width multiple) of the pipeline in ``path``, as the
+    loaded pipeline computes them (``vae_temporal_compression_ratio``, ...), from the
+    ``vae`` and ``transformer`` configs."""
+    comps = index_components(json.loads((path / "model_index.json").read_text()))
+    vae = component_config(path, "vae", comps["vae"][1])
+    tname = "transformer" if "transformer" in comps else "transformer_2"
+    transformer = component_config(path, tname, comps[tname][1])
+    if kind == "ltx":
+        scaling = sum(bool(v) for v in vae["spatio_temporal_scaling"])
+        spatial = vae.get("spatial_compression_ratio") or vae["patch_size"] * 2 ** scaling
+        temporal = vae.get("temporal_compression_ratio") or vae["patch_size_t"] * 2 ** scaling
+        return int(temporal), math.lcm(MIN_MULTIPLE[kind], int(spatial) * transformer["patch_size"])
+    spatial = int(vae["scale_factor_spatial"]) * int(transformer["patch_size"][1])
+    return int(vae["scale_factor_temporal"]), math.lcm(MIN_MULTIPLE[kind], spatial)
+
+
+def call_default(pipeline_class: str, name: str):
+    """Default of diffusers ``pipeline_class.__call__``'s keyword ``name``."""
+    import diffusers
+
+    return inspect.signature(getattr(diffusers, pipeline_class).__call__).parameters[name].default
+
+
+def version_limits(path) -> list[str]:
+    """What this project does about the version of the pipeline in ``path`` (one line each;
+    configs only): LTX dynamic shifting, Wan ``expand_timesteps``."""
+    p = Path(str(path)).expanduser()
+    index = json.loads((p / "model_index.json").read_text())
+    kind = CLASS_TO_PIPELINE.get(index.get("_class_name"))
+    out = []
+    if kind == "ltx" and (p / "scheduler" / "scheduler_config.json").is_file():
+        sched = json.loads((p / "scheduler" / "scheduler_config.json").read_text())
+        if sched.get("use_dynamic_shifting"):
+            out.append("LTX-Video 0.9.0/0.9.1 style scheduler (use_dynamic_shifting): keyframe "
+                       "segments use LTXPipeline's shifted schedule (mu from the latent size)")
+    if kind == "wan-flf2v" and index.get("expand_timesteps"):
+        out.append("Wan expand_timesteps (2.2 TI2V style): last_image is ignored by diffusers; "
+                   "first/last-frame mode refused")
+    return out
+
+
+# -- LTX dynamic shifting (LTX-Video 0.9.0 / 0.9.1) ---------------------------------------
+def ltx_dynamic_timesteps(scheduler, steps: int, frames: int, height: int, width: int,
+                          temporal: int, spatial: int) -> list[float] | None:
+    """The timesteps diffusers' ``LTXPipeline`` samples with for this video when
+    ``scheduler`` shifts dynamically, else None.
+
+    As ``LTXPipeline.__call__``: ``mu = calculate_shift(F' * H' * W', base_image_seq_len,
+    max_image_seq_len, base_shift, max_shift)`` over the latent video
+    (F' = (frames - 1) // temporal + 1, H' = height // spatial, W' = width // spatial)
+    and ``set_timesteps(sigmas=linspace(1, 1/steps, steps), mu=mu)`` on a copy of the
+    scheduler. ``steps`` values, in [0, 1000], decreasing.
+    """
+    cfg = scheduler.config
+    if not cfg.get("use_dynamic_shifting"):
+        return None
+    from diffusers.pipelines.ltx.pipeline_ltx import calculate_shift
+
+    seq = ((frames - 1) // temporal + 1) * (height // spatial) * (width // spatial)
+    mu = calculate_shift(seq, cfg.get("base_image_seq_len", 256),
+                         cfg.get("max_image_seq_len", 4096), cfg.get("base_shift", 0.5),
+                         cfg.get("max_shift", 1.15))
+    probe = type(scheduler).from_config(cfg)
+    probe.set_timesteps(sigmas=np.linspace(1.0, 1 / steps, steps), mu=mu)
+    return [float(t) for t in probe.timesteps]
+
+
+def unshifted(scheduler):
+    """A copy of ``scheduler`` that takes given timesteps as they are (no dynamic or
+    static shift; ``shift_terminal`` stretching of an already stretched schedule is the
+    identity), for ``LTXConditionPipeline``, which passes no ``mu``."""
+    return type(scheduler).from_config(scheduler.config, use_dynamic_shifting=False, shift=1.0)
+
+
+@contextmanager
+def scheduler_swapped(pipe, scheduler):
+    """``pipe.scheduler`` is ``scheduler`` inside the block (restored after)."""
+    before = pipe.scheduler
+    pipe.scheduler = scheduler
+    try:
+        yield pipe
+    finally:
+        pipe.scheduler = before
+
+
+# -- cache keys ---------------------------------------------------------------------------
+def key_device(device) -> str:
+    """The device a key names: ``"auto"`` resolved here (cuda when available), else
+    ``str(torch.device(device))`` without asking for CUDA (``model_info`` may run on a
+    machine without the GPU that will run the units)."""
+    if device == "auto":
+        return str(resolve_device("auto"))
+    if not (isinstance(device, str) and re.fullmatch(r"cpu|cuda(:\d+)?", device)):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    return str(torch.device(device))
+
+
+def key_dtype(dtype, device: str) -> str:
+    """The dtype name a key names (``"auto"``: bfloat16 on cuda, float32 on cpu)."""
+    if dtype == "auto":
+        return "bfloat16" if device.startswith("cuda") else "float32"
+    return str(resolve_dtype(dtype, torch.device("cpu"))).removeprefix("torch.")
+
+
+def pipeline_info(path: Path, kind: str, dtype: str, device: str, offload: str) -> ModelInfo:
+    """The cache key and weight memory of pipeline ``kind`` in ``path`` (absolute)."""
+    options = () if offload == "none" else (("offload", offload),)
+    key = ModelKey(f"diffusers:{PIPELINES[kind]}", str(path), dtype, device, options)
+    sizes = {}
+    for name, (_, cname) in index_components(json.loads((path / "model_index.json")
+                                                         .read_text())).items():
+        if (path / name / "config.json").is_file() and not cname.endswith(
+                ("Scheduler", "Processor", "FeatureExtractor")):
+            wdtype = "float32" if kind.startswith("wan") and name in WAN_FLOAT32 else dtype
+            sizes[name] = estimate_bytes(path / name, wdtype)
+    total = None if any(v is None for v in sizes.values()) else sum(sizes.values())
+    parts = ", ".join(f"{n} {'?' if b is None else f'{b / 2**30:.1f} GiB'}"
+                      for n, b in sizes.items())
+    where = {"none": "all on the device", "model": "in CPU memory, one component at a time on "
+             "the device", "sequential": "in CPU memory, streamed layer by layer"}[offload]
+    return ModelInfo(key, total, f"{parts}; {where}")
+
+
+def resolve_offload(offload, cpu_offload) -> str:
+    """``offload`` with the ``cpu_offload: true`` alias (= ``offload: model``) folded in."""
+    if offload not in OFFLOADS:
+        raise ValueError(f"offload: must be one of {', '.join(OFFLOADS)}, got {offload!r}")
+    if not isinstance(cpu_offload, bool):
+        raise ValueError(f"cpu_offload: must be true or false (an alias of offload: model), "
+                         f"got {cpu_offload!r}")
+    if cpu_offload and offload not in ("none", "model"):
+        raise ValueError(f"cpu_offload: true means offload: model, but offload is {offload!r}; "
+                         "give offload alone")
+    return "model" if cpu_offload else offload
+
+
+def check_offload(offload: str, cpu_offload: bool, device: str) -> None:
+    """Offloading needs CUDA (and accelerate); ValueError naming the field."""
+    if offload == "none" or device == "auto":  # "auto": __init__ checks the resolved device
+        return
+    field = "cpu_offload: True" if cpu_offload else f"offload: {offload!r}"
+    if not device.startswith("cuda"):
+        raise ValueError(f"{field} needs a CUDA device, got device {device!r}")
+    if importlib.util.find_spec("accelerate") is None:
+        raise ValueError(f"{field} needs the accelerate package (pip install accelerate)")
 
 
 @WORLD_MODELS.register("diffusers", weights="a local diffusers pipeline folder (path:)",
                         packages=("diffusers", "transformers"))
 class DiffusersWorldModel(WorldModel):
     """A segment from its two keyframes with an LTX / Wan FLF2V / Wan VACE pipeline.
+
+    Lazy: building one reads the folder's config files only; the pipeline loads on
+    first use (:attr:`pipe`), once per process for each (folder, pipeline, dtype,
+    device, offload) (:func:`~lgvsc.semantic.model_cache.model_cache`).
 
     :param path: local diffusers pipeline directory (``model_index.json``).
     :param pipeline: ``"auto"`` (from ``model_index.json``) | ``"ltx"`` |
@@ -265,7 +474,11 @@ class DiffusersWorldModel(WorldModel):
         | ``"float16"`` | ``"float32"``. Wan's VAE and image encoder stay in
         float32 (as in the diffusers Wan examples).
     :param device: ``"auto"`` | ``"cpu"`` | ``"cuda[:N]"``.
-    :param cpu_offload: ``enable_model_cpu_offload()`` (needs CUDA).
+    :param offload: ``"none"`` (the whole pipeline on ``device``) | ``"model"``
+        (``enable_model_cpu_offload``: weights in CPU memory, each component moved
+        to the GPU while it runs) | ``"sequential"`` (``enable_sequential_cpu_offload``:
+        layer by layer, least GPU memory, slowest). Offloading needs CUDA.
+    :param cpu_offload: ``True`` is an alias of ``offload="model"``.
     :param negative_prompt: the negative prompt (used when CFG is on).
     :param max_sequence_length: text tokens; None = the pipeline's default
         (LTX 256, Wan 512).
@@ -273,31 +486,35 @@ class DiffusersWorldModel(WorldModel):
 
     def __init__(self, path, pipeline: str = "auto", steps: int = 30, guidance: float | None = None,
                  resolution: tuple[int, int] | None = None, dtype: str = "auto",
-                 device: str = "auto", cpu_offload: bool = False, negative_prompt: str = "",
-                 max_sequence_length: int | None = None):
-        self._check_settings(pipeline, steps, guidance, resolution, cpu_offload, negative_prompt,
+                 device: str = "auto", offload: str = "none", cpu_offload: bool = False,
+                 negative_prompt: str = "", max_sequence_length: int | None = None):
+        self._check_settings(pipeline, steps, guidance, resolution, negative_prompt,
                              max_sequence_length)
-        self.path = check_path(path)
+        self.offload = resolve_offload(offload, cpu_offload)
+        self.path = check_path(path).resolve()
         self.kind = detect_pipeline(self.path) if pipeline == "auto" else pipeline
+        check_last_image(json.loads((self.path / "model_index.json").read_text()), self.kind,
+                         str(path))
         if self.kind.startswith("wan") and importlib.util.find_spec("ftfy") is None:
             raise ValueError(f"pipeline {self.kind!r} needs the ftfy package (pip install ftfy)")
         self.device = resolve_device(device)
-        if cpu_offload and self.device.type != "cuda":
-            raise ValueError("cpu_offload=True needs a CUDA device")
+        check_offload(self.offload, cpu_offload, str(self.device))
         self.dtype = resolve_dtype(dtype, self.device)
-        self.steps, self.negative_prompt, self.cpu_offload = steps, negative_prompt, cpu_offload
+        self.steps, self.negative_prompt = steps, negative_prompt
         self.places_keyframes_anywhere = self.kind != "wan-flf2v"
-        self.pipe = self._load()
-        self.guidance = float(call_default(self.pipe, "guidance_scale") if guidance is None
+        cls_name = PIPELINES[self.kind]
+        self.guidance = float(call_default(cls_name, "guidance_scale") if guidance is None
                               else guidance)
-        self.max_sequence_length = max_sequence_length or call_default(self.pipe,
+        self.max_sequence_length = max_sequence_length or call_default(cls_name,
                                                                        "max_sequence_length")
-        self.temporal, self.multiple = self._factors()
+        self.temporal, self.multiple = folder_factors(self.path, self.kind)
         self.resolution = self._check_resolution(resolution)
+        self.info = pipeline_info(self.path, self.kind, str(self.dtype).removeprefix("torch."),
+                                  str(self.device), self.offload)
         self._cache: OrderedDict = OrderedDict()
 
     @staticmethod
-    def _check_settings(pipeline, steps, guidance, resolution, cpu_offload, negative_prompt,
+    def _check_settings(pipeline, steps, guidance, resolution, negative_prompt,
                         max_sequence_length):
         if pipeline != "auto" and pipeline not in PIPELINES:
             raise ValueError(f"pipeline must be 'auto' or one of {', '.join(PIPELINES)}, "
@@ -313,8 +530,6 @@ class DiffusersWorldModel(WorldModel):
                 and all(isinstance(v, int) and v > 0 for v in resolution)):
             raise ValueError(f"resolution must be None or (H, W) positive integers, "
                              f"got {resolution!r}")
-        if not isinstance(cpu_offload, bool):
-            raise ValueError(f"cpu_offload must be True or False, got {cpu_offload!r}")
         if not isinstance(negative_prompt, str):
             raise ValueError(f"negative_prompt must be a string, got {negative_prompt!r}")
 
@@ -328,20 +543,21 @@ class DiffusersWorldModel(WorldModel):
         needs (a model: ``config.json`` + weight files; a scheduler:
         ``scheduler_config.json``; a tokenizer: its files; an image processor:
         ``preprocessor_config.json``), and the pipeline's required components are
-        there. Also the settings ``__init__`` checks before loading, the device /
-        dtype form, ``cpu_offload`` with a CPU device, Wan's ftfy package, and
-        ``resolution`` against the pipeline's size multiple (the VAE's own factor is
-        only known once loaded). ValueError naming the key (``"path: ..."``).
+        there; a Wan first/last-frame folder must not set ``expand_timesteps``
+        (:func:`check_last_image`). Also the settings ``__init__`` checks before
+        loading, the device / dtype form, ``offload`` (or ``cpu_offload``) with a CPU
+        device, Wan's ftfy package, and ``resolution`` against the pipeline's size
+        multiple. ValueError naming the key (``"path: ..."``).
         """
         from ..model_files import check_device, check_dtype
 
         p = bound_params(cls, params)
         cls._check_settings(p["pipeline"], p["steps"], p["guidance"], p["resolution"],
-                            p["cpu_offload"], p["negative_prompt"], p["max_sequence_length"])
+                            p["negative_prompt"], p["max_sequence_length"])
         check_device(p["device"])
         check_dtype(p["dtype"])
-        if p["cpu_offload"] and p["device"] == "cpu":
-            raise ValueError("cpu_offload: True needs a CUDA device, got device 'cpu'")
+        offload = resolve_offload(p["offload"], p["cpu_offload"])
+        check_offload(offload, p["cpu_offload"], p["device"])
         kind = check_pipeline_folder(p["path"], p["pipeline"])
         if kind.startswith("wan") and importlib.util.find_spec("ftfy") is None:
             raise ValueError(f"pipeline: {kind!r} needs the ftfy package (pip install ftfy)")
@@ -350,32 +566,40 @@ class DiffusersWorldModel(WorldModel):
             raise ValueError(f"resolution: {tuple(res)} must be multiples of {mult} for the "
                              f"{kind} pipeline")
 
+    @classmethod
+    def model_info(cls, **params) -> list[ModelInfo]:
+        """The pipeline this spec loads: the same :class:`ModelKey` an instance uses, and
+        the memory of its weights (every model component, the text encoder included)
+        from the safetensors headers; nothing is loaded."""
+        p = bound_params(cls, params)
+        path = check_path(p["path"]).resolve()
+        kind = detect_pipeline(path) if p["pipeline"] == "auto" else p["pipeline"]
+        device = key_device(p["device"])
+        offload = resolve_offload(p["offload"], p["cpu_offload"])
+        return [pipeline_info(path, kind, key_dtype(p["dtype"], device), device, offload)]
+
+    @property
+    def pipe(self):
+        """The loaded diffusers pipeline (loaded on first use, shared through the model
+        cache; not held here, so releasing the cache frees it)."""
+        return model_cache().get(self.info.key, self._load, self.info.bytes)
+
     def _load(self):
         """The diffusers pipeline, on :attr:`device` (or CPU-offloaded)."""
         import diffusers
 
         torch_dtype = self.dtype
         if self.kind.startswith("wan"):
-            torch_dtype = {"default": self.dtype, "vae": torch.float32,
-                           "image_encoder": torch.float32}
+            torch_dtype = {"default": self.dtype, **{n: torch.float32 for n in WAN_FLOAT32}}
         pipe = getattr(diffusers, PIPELINES[self.kind]).from_pretrained(
             str(self.path), dtype=torch_dtype, local_files_only=True)
-        if self.cpu_offload:
-            pipe.enable_model_cpu_offload(device=self.device)
-        else:
+        method = OFFLOADS[self.offload]
+        if method is None:
             pipe.to(self.device)
+        else:
+            getattr(pipe, method)(device=self.device)
         pipe.set_progress_bar_config(disable=True)
         return pipe
-
-    def _factors(self) -> tuple[int, int]:
-        """(VAE temporal ratio, height/width multiple) of the loaded pipeline."""
-        p = self.pipe
-        if self.kind == "ltx":
-            spatial = p.vae_spatial_compression_ratio * p.transformer_spatial_patch_size
-            return p.vae_temporal_compression_ratio, math.lcm(MIN_MULTIPLE["ltx"], spatial)
-        transformer = p.transformer if p.transformer is not None else p.transformer_2
-        spatial = p.vae_scale_factor_spatial * transformer.config.patch_size[1]
-        return p.vae_scale_factor_temporal, math.lcm(MIN_MULTIPLE[self.kind], spatial)
 
     def _check_resolution(self, resolution):
         if resolution is not None and any(v % self.multiple for v in resolution):
@@ -384,7 +608,10 @@ class DiffusersWorldModel(WorldModel):
         return None if resolution is None else tuple(resolution)
 
     def valid_length(self, n: int) -> int:
-        """Smallest ``t*k + 1 >= n`` (t = VAE temporal ratio: LTX 8, Wan 4)."""
+        """Smallest ``t*k + 1 >= n`` (t = VAE temporal ratio: LTX 8, Wan 4); 1 for n <= 1.
+
+        The frame counts this model generates are exactly ``1, t+1, 2t+1, ...``;
+        :meth:`generate` also takes 2 (the two keyframes, no model run)."""
         if n <= 1:
             return 1
         return 1 + math.ceil((n - 1) / self.temporal) * self.temporal
@@ -397,10 +624,11 @@ class DiffusersWorldModel(WorldModel):
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
+        pipe = self.pipe
         with torch.no_grad():
-            out = self.pipe.encode_prompt(prompt=text, do_classifier_free_guidance=False,
-                                          max_sequence_length=self.max_sequence_length,
-                                          device=self.pipe._execution_device)
+            out = pipe.encode_prompt(prompt=text, do_classifier_free_guidance=False,
+                                     max_sequence_length=self.max_sequence_length,
+                                     device=pipe._execution_device)
         value = (out[0], out[1] if self.kind == "ltx" else None)
         self._cache[key] = value
         if len(self._cache) > CACHE_SIZE:
@@ -442,10 +670,10 @@ class DiffusersWorldModel(WorldModel):
                  generator: torch.Generator | None = None) -> np.ndarray:
         """uint8 [length, H, W, 3] at the keyframes' size.
 
-        ``length`` must be 1, 2 or a :meth:`valid_length`. Without running the
-        model: length 1 or ``request.last`` None (a one-frame segment) returns the
-        first keyframe (repeated ``length`` times, as ``interp`` does), length 2
-        returns ``[first, last]``.
+        ``length`` must be 1, 2 or a :meth:`valid_length`. Without running (or
+        loading) the model: length 1 or ``request.last`` None (a one-frame segment)
+        returns the first keyframe (repeated ``length`` times, as ``interp`` does),
+        length 2 returns ``[first, last]``.
         The pipeline conditions on ``request.first`` at frame 0 and ``request.last``
         at ``last_index``; the generated keyframe frames approximate them (they
         are not pasted back). ``generator``: a ``torch.Generator`` (the seed).
@@ -464,21 +692,42 @@ class DiffusersWorldModel(WorldModel):
             return str(e)
         return None if kind == "ltx" else f"the {kind} pipeline needs keyframes (use an LTX pipeline)"
 
+    def text_pipe(self):
+        """``LTXPipeline`` on the loaded pipeline's components (no second load, nothing
+        copied): text-to-video as diffusers' LTX text-to-video pipeline runs it (it
+        computes the dynamic-shift ``mu`` itself)."""
+        import diffusers
+
+        pipe = diffusers.LTXPipeline(**self.pipe.components)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
     def generate_from_text(self, text: str, frames: int, size: tuple[int, int],
                            generator: torch.Generator) -> np.ndarray:
-        """Text-to-video (LTX without conditions): uint8 [frames, H, W, 3] at ``size``;
-        the model's valid length is generated and resampled in time to ``frames``."""
+        """Text-to-video with ``LTXPipeline``: uint8 [frames, H, W, 3] at ``size``; the
+        model's valid length is generated and resampled in time to ``frames``."""
         reason = self.text_to_video_reason(self.path, self.kind)
         if reason:
             raise ValueError(reason)
         h, w = self.target_size(size)
         n = self.valid_length(max(frames, 2))
-        out = self.pipe(**self.prompt_kwargs(text), height=h, width=w, num_frames=n,
-                        num_inference_steps=self.steps, guidance_scale=self.guidance,
-                        generator=generator, output_type="np")
+        kwargs = self.prompt_kwargs(text)
+        out = self.text_pipe()(**kwargs, height=h, width=w, num_frames=n,
+                               num_inference_steps=self.steps, guidance_scale=self.guidance,
+                               generator=generator, output_type="np")
+        if self.offload == "model":
+            self.pipe.maybe_free_model_hooks()  # the offload hooks belong to the loaded pipe
         video = frames_to_uint8(np.asarray(out.frames[0]), size)
         idx = np.rint(np.linspace(0, len(video) - 1, frames)).astype(int)
         return video[idx]
+
+    def ltx_timesteps(self, length: int, height: int, width: int) -> list[float] | None:
+        """LTXPipeline's schedule for a dynamic-shift (0.9.0 / 0.9.1) LTX folder, else None
+        (:func:`ltx_dynamic_timesteps`)."""
+        pipe = self.pipe
+        return ltx_dynamic_timesteps(pipe.scheduler, self.steps, length, height, width,
+                                     pipe.vae_temporal_compression_ratio,
+                                     pipe.vae_spatial_compression_ratio)
 
     def _run(self, request: SegmentRequest, length: int, last_index: int,
              generator: torch.Generator) -> np.ndarray:
@@ -488,9 +737,16 @@ class DiffusersWorldModel(WorldModel):
         kwargs = self._keyframe_kwargs(to_pil(request.first, (h, w)), to_pil(request.last, (h, w)),
                                        length, last_index)
         kwargs.update(self.prompt_kwargs(request.prompt))
-        out = self.pipe(**kwargs, height=h, width=w, num_frames=length,
-                        num_inference_steps=self.steps, guidance_scale=self.guidance,
-                        generator=generator, output_type="np")
+        pipe = self.pipe
+        timesteps = self.ltx_timesteps(length, h, w) if self.kind == "ltx" else None
+        swap = nullcontext()
+        if timesteps is not None:  # LTX 0.9.0 / 0.9.1: LTXPipeline's shifted schedule, as given
+            kwargs["timesteps"] = timesteps
+            swap = scheduler_swapped(pipe, unshifted(pipe.scheduler))
+        with swap:
+            out = pipe(**kwargs, height=h, width=w, num_frames=length,
+                       num_inference_steps=self.steps, guidance_scale=self.guidance,
+                       generator=generator, output_type="np")
         frames = np.asarray(out.frames[0])
         if len(frames) != length:
             raise RuntimeError(f"{self.kind} pipeline returned {len(frames)} frames, "

@@ -63,6 +63,10 @@ class FlowInterpolator(WorldModel):
             raise ValueError(f"min_consistent must be in [0, 1), got {min_consistent}")
         self.method, self.tol, self.min_consistent = method, consistency_px, min_consistent
 
+    def valid_length(self, n: int) -> int:
+        """Every count: ``max(1, n)`` (interpolation has no frame-count grid)."""
+        return max(1, n)
+
     def _flows(self, req: SegmentRequest, span: int):
         f01 = estimate_flow(req.first, req.last, self.method)
         f10 = estimate_flow(req.last, req.first, self.method)

@@ -1,9 +1,10 @@
 """``opensora``: the authors' receiver, Open-Sora v1.2 (STDiT3 + VAE v1.2), when installed.
 
-Open-Sora is not on PyPI: users install hpcaitech/Open-Sora v1.2 from source.
-Without it, constructing :class:`OpenSoraWorldModel` raises a one-line
-``ValueError`` naming the alternatives. The helpers below are pure (no
-Open-Sora needed) and follow the v1.2 code:
+Supported: hpcaitech/Open-Sora tag ``v1.2.0`` (the STDiT3-XL/2 and VAE v1.2 of
+``configs/opensora-v1-2/inference/sample.py``). Open-Sora is not on PyPI: users
+install that tag from source. Without it, constructing :class:`OpenSoraWorldModel`
+raises a one-line ``ValueError`` naming the alternatives. The helpers below are
+pure (no Open-Sora needed) and follow the v1.2.0 code:
 
 * VAE v1.2: 8x8 spatial, 4x temporal compression, run in 17-frame
   micro-batches; the temporal VAE pads each micro-batch at the front to a
@@ -21,11 +22,28 @@ Open-Sora needed) and follow the v1.2 code:
   previous clip (its last latent frames at the start): :func:`mask_strategy`.
 * Boundaries are shared by neighbouring segments, so the concatenated raw
   output of K keyframes / F frames has F + K - 2 frames: :func:`trim_boundaries`.
+* Prompts: the caption, then ``" aesthetic score: a."``, ``" motion score: m."``,
+  ``" camera motion: c."`` in that order (``append_score_to_prompts``,
+  :func:`append_scores`), then Open-Sora's T5 text cleaning.
+* Weights (``model`` STDiT3, ``vae`` VAE v1.2): a Hugging Face folder
+  (``config.json`` + weights, e.g. a snapshot of ``hpcai-tech/OpenSora-STDiT-v3``)
+  or repo id loads with ``from_pretrained(..., local_files_only=...)``; a
+  ColossalAI checkpoint folder (a ``model`` subfolder) or a ``.pt`` / ``.pth``
+  file through Open-Sora's ``load_checkpoint``; a ``.safetensors`` file as a state
+  dict; all strictly (a missing or unexpected key is an error)
+  (:func:`weights_format`). Open-Sora v1.2 itself would read a local HF folder as
+  a ColossalAI checkpoint and build STDiT3 / the VAE from a repo id without
+  ``local_files_only``.
+
+The three models load once per process through
+:func:`~lgvsc.semantic.model_cache.model_cache` (key ``"opensora"``, the STDiT3
+path, dtype, device, and the VAE and T5 paths), on the first :meth:`generate`.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -34,9 +52,10 @@ import torch
 from PIL import Image
 
 from ...link.registry import bound_params
+from ..model_cache import ModelInfo, ModelKey, estimate_bytes, model_cache
 from ..vlm_backend import resolve_device, resolve_dtype
 from . import WORLD_MODELS, SegmentRequest, WorldModel
-from .diffusers_wm import check_call, trivial_frames
+from .diffusers_wm import check_call, key_device, key_dtype, trivial_frames
 
 #: VAE v1.2 micro-batch (frames), temporal and spatial compression
 MICRO_FRAMES, TEMPORAL, SPATIAL = 17, 4, 8
@@ -48,9 +67,14 @@ MASK_DEFAULT = (0, 0, 0, 0, 1, 0.0)
 SPATIAL_VAE = ("PixArt-alpha/pixart_sigma_sdxlvae_T5_diffusers", "vae")
 #: config.json model_type of text encoders T5EncoderModel loads
 T5_TYPES = ("t5", "mt5", "umt5")
+#: config.json model_type of the Open-Sora v1.2 models, per weight key
+OPENSORA_TYPES = {"model": "STDiT3", "vae": "VideoAutoencoderPipeline"}
+#: the Open-Sora tag this module follows
+SUPPORTED_TAG = "v1.2.0"
 NOT_INSTALLED = ("Open-Sora is not installed (import opensora failed; it is not on PyPI, install "
-                 "hpcaitech/Open-Sora v1.2 from source); use world_model type 'diffusers' with "
-                 "an LTX or Wan pipeline, or 'interp' (embedded, no model) instead")
+                 f"hpcaitech/Open-Sora tag {SUPPORTED_TAG} from source); use world_model type "
+                 "'diffusers' with an LTX or Wan pipeline, or 'interp' (embedded, no model) "
+                 "instead")
 
 
 def latent_frames(n_frames: int) -> int:
@@ -159,9 +183,82 @@ def trim_boundaries(segments: list[np.ndarray]) -> np.ndarray:
     return np.concatenate([segments[0]] + [s[1:] for s in segments[1:]])
 
 
+# -- prompts (v1.2.0 opensora/utils/inference_utils.py append_score_to_prompts) -------------
+#: the side info's prompt text, ``"motion score: 3.2"``
+MOTION_TEXT = re.compile(r"motion score:\s*(-?\d+(?:\.\d+)?)\.?")
+
+
+def append_scores(prompt: str, aes: float | None = None, flow: float | None = None,
+                  camera_motion: str | None = None) -> str:
+    """``prompt`` with Open-Sora v1.2.0's score suffixes, in its order: aesthetic score,
+    motion score, camera motion (each ``" name: value."``, one decimal for scores; one
+    already in the prompt is not added again). E.g. ``append_scores("a dog", 6.5, 3.2)``
+    is ``"a dog aesthetic score: 6.5. motion score: 3.2."``."""
+    if aes is not None and "aesthetic score:" not in prompt:
+        prompt = f"{prompt} aesthetic score: {aes:.1f}."
+    if flow is not None and "motion score:" not in prompt:
+        prompt = f"{prompt} motion score: {flow:.1f}."
+    if camera_motion is not None and "camera motion:" not in prompt:
+        prompt = f"{prompt} camera motion: {camera_motion}."
+    return prompt
+
+
+def segment_prompt(request: SegmentRequest, aes: float | None) -> str:
+    """The caption, then the aesthetic score, then the segment's motion score (from
+    :attr:`SegmentRequest.motion_text` ``"motion score: m"``) as v1.2.0 appends them;
+    any other motion text goes last (``" <text>."``). Not yet T5-cleaned."""
+    text = request.motion_text.strip()
+    m = MOTION_TEXT.fullmatch(text)
+    prompt = append_scores(request.caption.strip(), aes, float(m.group(1)) if m else None)
+    if text and not m:
+        prompt = f"{prompt} {text.rstrip('.')}."
+    return prompt.strip()
+
+
+# -- weights: which of Open-Sora's formats a path is -------------------------------------------
+def weights_format(value) -> str:
+    """How :func:`load_weights` reads an STDiT3 / VAE path: ``"hf"`` (a folder with
+    ``config.json`` and weight files, or anything that is not a local path: a repo id),
+    ``"colossalai"`` (a folder with a ``model`` subfolder, Open-Sora's training
+    checkpoint), ``"pt"`` (a ``.pt`` / ``.pth`` file), ``"safetensors"`` (a
+    ``.safetensors`` file), or ``"unknown"`` (a folder that is neither)."""
+    from ..model_files import weight_files
+
+    p = Path(str(value)).expanduser()
+    if p.is_file():
+        return "safetensors" if p.suffix == ".safetensors" else "pt"
+    if not p.is_dir():
+        return "hf"
+    if (p / "config.json").is_file() and weight_files(p):
+        return "hf"
+    return "colossalai" if (p / "model").is_dir() else "unknown"
+
+
+def resolved_path(value) -> str:
+    """A key's path: the absolute local path, the cached snapshot folder of a repo id,
+    or the repo id itself when it is not cached (it would be downloaded)."""
+    from ..model_files import cached_file
+
+    p = Path(str(value)).expanduser()
+    if p.exists():
+        return str(p.resolve())
+    hit = cached_file(str(value), "config.json")
+    return str(hit.parent) if hit is not None else str(value)
+
+
+def _check_model_type(folder: Path, key: str, shown: str) -> None:
+    from ..model_files import read_json
+
+    want = OPENSORA_TYPES[key]
+    mt = read_json(folder / "config.json", key, f"{shown}/config.json").get("model_type")
+    if mt != want:
+        raise ValueError(f"{key}: {shown!r} holds model_type {mt!r}, not Open-Sora "
+                         f"{SUPPORTED_TAG}'s {want!r} (config.json)")
+
+
 def _check_opensora_weights(value, key: str, offline: bool) -> None:
-    """STDiT3 / VAE v1.2 weights as Open-Sora v1.2 resolves ``from_pretrained``."""
-    from ..model_files import (check_torch_file, check_weight_files, describe, model_folder)
+    """STDiT3 / VAE v1.2 weights in one of the formats :func:`weights_format` names."""
+    from ..model_files import check_torch_file, check_weight_files, describe, model_folder
 
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{key}: must be a local checkpoint or a Hugging Face repo id, "
@@ -174,15 +271,18 @@ def _check_opensora_weights(value, key: str, offline: bool) -> None:
         kinds = ("safetensors",) if p.suffix == ".safetensors" else ("zip", "pickle")
         check_torch_file(value, key, "checkpoint", kinds)
     elif p.is_dir():
-        if not (p / "model").is_dir():
-            hint = ("; a Hugging Face model folder is read only by repo id from the cache, "
-                    "or give its .safetensors file" if (p / "config.json").is_file() else "")
-            raise ValueError(f"{key}: {value!r} is a folder without a 'model' subfolder (Open-Sora "
-                             f"reads a local folder as a ColossalAI checkpoint; {describe(p)})"
-                             f"{hint}")
+        fmt = weights_format(p)
+        if fmt == "hf":
+            check_weight_files(p, key, value)
+            _check_model_type(p, key, value)
+        elif fmt == "unknown":
+            raise ValueError(f"{key}: {value!r} is a folder without a 'model' subfolder (a "
+                             "ColossalAI checkpoint) and without config.json + weight files (a "
+                             f"Hugging Face folder); {describe(p)}")
     elif offline or _cached_any(value):
         folder, shown = model_folder(value, key)
         check_weight_files(folder, key, shown)
+        _check_model_type(folder, key, shown)
 
 
 def _cached_any(value: str) -> bool:
@@ -211,7 +311,7 @@ def _check_text_encoder(value, offline: bool, key: str = "text_encoder") -> None
 
 
 def load_api() -> SimpleNamespace:
-    """The Open-Sora v1.2 functions used here; ValueError when not installed."""
+    """The Open-Sora v1.2.0 functions and classes used here; ValueError when not installed."""
     try:
         import opensora  # noqa: F401
     except ImportError:
@@ -219,29 +319,108 @@ def load_api() -> SimpleNamespace:
     try:
         import opensora.models  # noqa: F401  (registers STDiT3, VAE v1.2, T5)
         import opensora.schedulers  # noqa: F401  (registers rflow)
+        from opensora.models.stdit.stdit3 import STDiT3
         from opensora.models.text_encoder.t5 import text_preprocessing
+        from opensora.models.vae.vae import VideoAutoencoderPipeline
         from opensora.registry import MODELS, SCHEDULERS, build_module
+        from opensora.utils.ckpt_utils import load_checkpoint
         from opensora.utils.inference_utils import (apply_mask_strategy,
                                                     prepare_multi_resolution_info)
     except ImportError as e:
-        raise ValueError(f"the installed 'opensora' package lacks the Open-Sora v1.2 API ({e}); "
-                         "install hpcaitech/Open-Sora v1.2, or use world_model type 'diffusers' "
-                         "or 'interp'") from None
+        raise ValueError(f"the installed 'opensora' package lacks the Open-Sora {SUPPORTED_TAG} "
+                         f"API ({e}); install hpcaitech/Open-Sora tag {SUPPORTED_TAG}, or use "
+                         "world_model type 'diffusers' or 'interp'") from None
     return SimpleNamespace(MODELS=MODELS, SCHEDULERS=SCHEDULERS, build_module=build_module,
+                           STDiT3=STDiT3, VideoAutoencoderPipeline=VideoAutoencoderPipeline,
+                           load_checkpoint=load_checkpoint,
                            apply_mask_strategy=apply_mask_strategy,
                            prepare_multi_resolution_info=prepare_multi_resolution_info,
                            text_preprocessing=text_preprocessing)
 
 
+# -- loading ---------------------------------------------------------------------------------
+#: VAE v1.2 latent normalisation (v1.2.0 ``OpenSoraVAE_V1_2``)
+VAE_SHIFT, VAE_SCALE = (-0.10, 0.34, 0.27, 0.98), (3.85, 2.32, 2.33, 3.06)
+#: VAE micro-batch size of the v1.2 inference configs
+VAE_MICRO_BATCH = 4
+
+
+def vae_kwargs(local_files_only: bool) -> dict:
+    """The ``VideoAutoencoderPipeline`` settings v1.2.0's ``OpenSoraVAE_V1_2`` passes to
+    ``from_pretrained`` (opensora/models/vae/vae.py), with ``local_files_only`` for
+    the SDXL VAE it builds on."""
+    return dict(vae_2d=dict(type="VideoAutoencoderKL", from_pretrained=SPATIAL_VAE[0],
+                            subfolder=SPATIAL_VAE[1], micro_batch_size=VAE_MICRO_BATCH,
+                            local_files_only=local_files_only),
+                vae_temporal=dict(type="VAE_Temporal_SD", from_pretrained=None),
+                freeze_vae_2d=False, cal_loss=False, micro_frame_size=MICRO_FRAMES,
+                shift=VAE_SHIFT, scale=VAE_SCALE)
+
+
+def load_state(api, model, path: str, fmt: str):
+    """Weights of a checkpoint file / ColossalAI folder into ``model``, strictly."""
+    if fmt == "safetensors":
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(path), strict=True)
+    elif fmt in ("pt", "colossalai"):
+        api.load_checkpoint(model, path, strict=True)
+    else:
+        raise ValueError(f"{path!r} is neither a Hugging Face folder nor a ColossalAI "
+                         "checkpoint nor a .pt / .pth / .safetensors file")
+    return model
+
+
+def load_weights(api, key: str, path: str, local_files_only: bool, **kwargs):
+    """STDiT3-XL/2 (``key="model"``) or VAE v1.2 (``"vae"``) from ``path``: a Hugging Face
+    folder or repo id through the class's ``from_pretrained`` (with
+    ``local_files_only``), else built as Open-Sora's registry builds it and loaded
+    with :func:`load_state`. ``kwargs``: STDiT3's settings (input size, channels, ...)."""
+    fmt = weights_format(path)
+    if key == "model":
+        if fmt == "hf":
+            return api.STDiT3.from_pretrained(path, local_files_only=local_files_only, **kwargs)
+        built = api.build_module(dict(type="STDiT3-XL/2", from_pretrained=None, **kwargs),
+                                 api.MODELS)
+        return load_state(api, built, path, fmt)
+    if fmt == "hf":
+        return api.VideoAutoencoderPipeline.from_pretrained(
+            path, local_files_only=local_files_only, **vae_kwargs(local_files_only))
+    built = api.build_module(dict(type="OpenSoraVAE_V1_2", from_pretrained=None,
+                                  micro_frame_size=MICRO_FRAMES, micro_batch_size=VAE_MICRO_BATCH,
+                                  local_files_only=local_files_only), api.MODELS)
+    return load_state(api, built, path, fmt)
+
+
+def _size(path: str, dtype: str) -> int | None:
+    return estimate_bytes(path, dtype) if Path(path).exists() else None
+
+
+def opensora_info(model, vae, text_encoder, dtype: str, device: str) -> ModelInfo:
+    """Key and weight memory of the STDiT3 + VAE + T5 bundle (T5 in float32, as Open-Sora
+    v1.2 runs it). The resolution is not part of the key: STDiT3's ``input_size`` is
+    not used by its forward (positions are computed from each latent)."""
+    paths = {k: resolved_path(v) for k, v in (("model", model), ("vae", vae),
+                                              ("text_encoder", text_encoder))}
+    key = ModelKey("opensora", paths["model"], dtype, device,
+                   (("text_encoder", paths["text_encoder"]), ("vae", paths["vae"])))
+    sizes = {"STDiT3": _size(paths["model"], dtype), "VAE v1.2": _size(paths["vae"], dtype),
+             "T5 (float32)": _size(paths["text_encoder"], "float32")}
+    total = None if None in sizes.values() else sum(sizes.values())
+    note = ", ".join(f"{n} {'?' if b is None else f'{b / 2**30:.1f} GiB'}"
+                     for n, b in sizes.items())
+    return ModelInfo(key, total, note)
+
+
 def seed_from(generator: torch.Generator) -> int:
     """A 63-bit seed drawn from ``generator``."""
-    return int(torch.randint(0, 2**63 - 1, (1,), generator=generator))
+    return int(torch.randint(0, 2**63 - 1, (1,), generator=generator, device=generator.device))
 
 
 @WORLD_MODELS.register("opensora", weights="local Open-Sora v1.2 weights (path:)",
                         packages=("opensora",))
 class OpenSoraWorldModel(WorldModel):
-    """Open-Sora v1.2 with the authors' settings (320x576, 30 rectified-flow steps, cfg 7.0).
+    """Open-Sora v1.2.0 with the authors' settings (320x576, 30 rectified-flow steps, cfg 7.0).
 
     Per segment the latent size follows the segment's frame count (the authors'
     dynamic adapter; STDiT3 takes its size from the latent, so the weights are
@@ -251,15 +430,21 @@ class OpenSoraWorldModel(WorldModel):
     ``previous_frames`` latent frames instead of its first keyframe (0 turns this
     off; :meth:`reset` forgets the previous clip).
 
-    Open-Sora's sampler draws from torch's global RNG; :meth:`generate` runs it
-    inside ``torch.random.fork_rng`` seeded from the passed generator, so the
-    caller's RNG state is untouched. Not exercised by this project's tests.
+    Lazy: building one imports Open-Sora and builds the rflow sampler only; STDiT3,
+    the VAE and T5 load on the first :meth:`generate`, once per process
+    (:func:`opensora_info` is the key). Open-Sora's sampler draws from torch's
+    global RNG; :meth:`generate` runs it inside ``torch.random.fork_rng`` seeded
+    from the passed generator, so the caller's RNG state is untouched.
 
-    :param model / vae / text_encoder: STDiT3-XL/2, VAE v1.2 and T5 weights (local
-        dirs or Hugging Face ids; ``local_files_only`` controls downloads).
+    :param model / vae: STDiT3-XL/2 and VAE v1.2 weights: a Hugging Face folder or
+        repo id, a ColossalAI checkpoint folder, or a ``.pt`` / ``.pth`` /
+        ``.safetensors`` file (:func:`weights_format`).
+    :param text_encoder: T5 (a Hugging Face folder or repo id; run in float32).
+    :param local_files_only: no downloads (repo ids must be in the local cache).
     :param resolution: (H, W), multiples of 16. :param steps: sampling steps.
     :param guidance: cfg scale. :param fps: frame-rate conditioning.
-    :param aesthetic_score: appended as ``" aesthetic score: x."`` (None: not).
+    :param aesthetic_score: the ``" aesthetic score: x."`` suffix (None: not added);
+        the prompt is :func:`segment_prompt`.
     """
 
     places_keyframes_anywhere = False
@@ -279,7 +464,13 @@ class OpenSoraWorldModel(WorldModel):
         self.resolution, self.steps, self.guidance = tuple(resolution), steps, float(guidance)
         self.fps, self.aesthetic_score = fps, aesthetic_score
         self.previous_frames, self.edit_ratio = previous_frames, edit_ratio
-        self._build(model, vae, text_encoder, local_files_only)
+        self.paths = {"model": model, "vae": vae, "text_encoder": text_encoder}
+        self.local_files_only = local_files_only
+        self.info = opensora_info(model, vae, text_encoder, str(self.dtype).removeprefix("torch."),
+                                  str(self.device))
+        self.scheduler = self.api.build_module(
+            dict(type="rflow", use_timestep_transform=True, num_sampling_steps=self.steps,
+                 cfg_scale=self.guidance), self.api.SCHEDULERS)
         self._previous = None
 
     @staticmethod
@@ -305,15 +496,15 @@ class OpenSoraWorldModel(WorldModel):
         """The spec's settings and the three weight paths, without loading anything
         (and without Open-Sora installed).
 
-        ``model`` (STDiT3) and ``vae`` (VAE v1.2) are read as Open-Sora v1.2 reads them:
-        an existing local path goes to its ``load_checkpoint`` -- a ``.safetensors`` /
-        ``.pt`` / ``.pth`` file (header checked) or a ColossalAI checkpoint folder
-        (with a ``model`` subfolder); anything else is a Hugging Face repo id
-        (``config.json`` + weights). ``text_encoder`` (T5) is a Hugging Face folder or
-        repo id: ``config.json`` of a T5 model, weights, tokenizer. With
-        ``local_files_only`` (the default) repo ids must be in the local cache, and so
-        must the SDXL VAE the VAE v1.2 builds on (:data:`SPATIAL_VAE`).
-        ValueError naming the key (``"model: ..."``).
+        ``model`` (STDiT3) and ``vae`` (VAE v1.2) in a format :func:`weights_format`
+        reads: a Hugging Face folder (``config.json`` with model_type ``STDiT3`` /
+        ``VideoAutoencoderPipeline`` + weights) or repo id, a ColossalAI checkpoint
+        folder (a ``model`` subfolder), or a ``.safetensors`` / ``.pt`` / ``.pth`` file
+        (header checked). ``text_encoder`` (T5) is a Hugging Face folder or repo id:
+        ``config.json`` of a T5 model, weights, tokenizer. With ``local_files_only``
+        (the default) repo ids must be in the local cache, and so must the SDXL VAE
+        the VAE v1.2 builds on (:data:`SPATIAL_VAE`). ValueError naming the key
+        (``"model: ..."``).
         """
         from ..model_files import check_device, check_dtype
 
@@ -337,29 +528,39 @@ class OpenSoraWorldModel(WorldModel):
                                  f"{sub!r}), which is not in the Hugging Face cache "
                                  f"({hf_cache_dir()})")
 
-    def _build(self, model, vae, text_encoder, local_files_only):
-        """Text encoder, VAE, STDiT3 and the rflow scheduler, as ``scripts/inference.py``."""
-        a, dev, dt = self.api, self.device, self.dtype
-        self.text_encoder = a.build_module(
-            dict(type="t5", from_pretrained=text_encoder, model_max_length=300,
-                 local_files_only=local_files_only), a.MODELS, device=dev)
-        self.vae = a.build_module(
-            dict(type="OpenSoraVAE_V1_2", from_pretrained=vae, micro_frame_size=MICRO_FRAMES,
-                 micro_batch_size=4, local_files_only=local_files_only), a.MODELS)
-        self.vae = self.vae.to(dev, dt).eval()
-        latent = self.vae.get_latent_size((MICRO_FRAMES, *self.resolution))
-        self.model = a.build_module(
-            dict(type="STDiT3-XL/2", from_pretrained=model, qk_norm=True,
-                 enable_flash_attn=False, enable_layernorm_kernel=False), a.MODELS,
-            input_size=latent, in_channels=self.vae.out_channels,
-            caption_channels=self.text_encoder.output_dim,
-            model_max_length=self.text_encoder.model_max_length).to(dev, dt).eval()
-        self.text_encoder.y_embedder = self.model.y_embedder  # as Open-Sora does, for cfg
-        self.scheduler = a.build_module(
-            dict(type="rflow", use_timestep_transform=True, num_sampling_steps=self.steps,
-                 cfg_scale=self.guidance), a.SCHEDULERS)
+    @classmethod
+    def model_info(cls, **params) -> list[ModelInfo]:
+        """STDiT3 + VAE v1.2 + T5 as one cached bundle (:func:`opensora_info`), keyed as an
+        instance keys it; nothing is loaded, Open-Sora need not be installed."""
+        p = bound_params(cls, params)
+        device = key_device(p["device"])
+        return [opensora_info(p["model"], p["vae"], p["text_encoder"],
+                              key_dtype(p["dtype"], device), device)]
+
+    @property
+    def bundle(self) -> SimpleNamespace:
+        """``text_encoder``, ``vae``, ``model`` (loaded on first use, shared through the
+        model cache; not held here, so releasing the cache frees them)."""
+        return model_cache().get(self.info.key, self._load, self.info.bytes)
+
+    def _load(self) -> SimpleNamespace:
+        """T5, VAE and STDiT3 as v1.2.0's ``scripts/inference.py`` builds them."""
+        a, dev, dt, offline = self.api, self.device, self.dtype, self.local_files_only
+        text_encoder = a.build_module(
+            dict(type="t5", from_pretrained=self.paths["text_encoder"], model_max_length=300,
+                 local_files_only=offline), a.MODELS, device=dev)
+        vae = load_weights(a, "vae", self.paths["vae"], offline).to(dev, dt).eval()
+        latent = vae.get_latent_size((MICRO_FRAMES, *self.resolution))
+        model = load_weights(
+            a, "model", self.paths["model"], offline, qk_norm=True, enable_flash_attn=False,
+            enable_layernorm_kernel=False, input_size=latent, in_channels=vae.out_channels,
+            caption_channels=text_encoder.output_dim,
+            model_max_length=text_encoder.model_max_length).to(dev, dt).eval()
+        text_encoder.y_embedder = model.y_embedder  # as Open-Sora does, for cfg
+        return SimpleNamespace(text_encoder=text_encoder, vae=vae, model=model)
 
     def valid_length(self, n: int) -> int:
+        """:func:`valid_length`: every 17-frame micro-batch 4k+1 frames long."""
         return valid_length(n)
 
     def reset(self) -> None:
@@ -367,22 +568,20 @@ class OpenSoraWorldModel(WorldModel):
         self._previous = None
 
     def prompt(self, request: SegmentRequest) -> str:
-        """Caption + motion score (+ aesthetic score), cleaned as Open-Sora cleans T5 prompts."""
-        text = request.prompt
-        if self.aesthetic_score is not None:
-            text = f"{text} aesthetic score: {self.aesthetic_score:.1f}."
-        return self.api.text_preprocessing(text)
+        """:func:`segment_prompt` (caption, aesthetic score, motion score), cleaned as
+        Open-Sora cleans T5 prompts."""
+        return self.api.text_preprocessing(segment_prompt(request, self.aesthetic_score))
 
-    def _encode_frame(self, frame: np.ndarray) -> torch.Tensor:
+    def _encode_frame(self, vae, frame: np.ndarray) -> torch.Tensor:
         """uint8 [H, W, 3] -> latent [C, 1, h, w] at :attr:`resolution`."""
         h, w = self.resolution
         img = np.array(Image.fromarray(frame).resize((w, h), Image.BICUBIC))
         x = torch.from_numpy(img).permute(2, 0, 1).float().div(127.5).sub(1.0)
-        return self.vae.encode(x[None, :, None].to(self.device, self.dtype))[0]
+        return vae.encode(x[None, :, None].to(self.device, self.dtype))[0]
 
-    def _refs(self, request: SegmentRequest) -> tuple[list[torch.Tensor], str]:
+    def _refs(self, vae, request: SegmentRequest) -> tuple[list[torch.Tensor], str]:
         """Reference latents (first, last[, previous clip]) and this loop's mask strategy."""
-        refs = [self._encode_frame(request.first), self._encode_frame(request.last)]
+        refs = [self._encode_frame(vae, request.first), self._encode_frame(vae, request.last)]
         prev = None
         if self.previous_frames and self._previous is not None and np.array_equal(
                 self._previous[0], request.first):
@@ -390,19 +589,19 @@ class OpenSoraWorldModel(WorldModel):
             prev = 2
         return refs, segment_mask(0, 0, 1, prev, self.previous_frames, self.edit_ratio)
 
-    def _sample(self, request: SegmentRequest, length: int) -> torch.Tensor:
+    def _sample(self, b: SimpleNamespace, request: SegmentRequest, length: int) -> torch.Tensor:
         """Decoded video [1, 3, length, H, W] in [-1, 1] (global RNG: call inside fork_rng)."""
         a, dev, dt = self.api, self.device, self.dtype
-        refs, ms = self._refs(request)
-        z = torch.randn(1, self.vae.out_channels,
-                        *self.vae.get_latent_size((length, *self.resolution)), device=dev, dtype=dt)
+        refs, ms = self._refs(b.vae, request)
+        z = torch.randn(1, b.vae.out_channels,
+                        *b.vae.get_latent_size((length, *self.resolution)), device=dev, dtype=dt)
         masks = a.apply_mask_strategy(z, [refs], [ms], 0, align=None)
         extra = a.prepare_multi_resolution_info("STDiT2", 1, self.resolution, length, self.fps,
                                                 dev, dt)
-        z = self.scheduler.sample(self.model, self.text_encoder, z=z,
+        z = self.scheduler.sample(b.model, b.text_encoder, z=z,
                                   prompts=[self.prompt(request)], device=dev,
                                   additional_args=extra, progress=False, mask=masks)
-        return self.vae.decode(z.to(dt), num_frames=length)
+        return b.vae.decode(z.to(dt), num_frames=length)
 
     def generate(self, request: SegmentRequest, length: int, last_index: int | None = None,
                  generator: torch.Generator | None = None) -> np.ndarray:
@@ -411,11 +610,12 @@ class OpenSoraWorldModel(WorldModel):
         trivial = trivial_frames(request, length, generator)
         if trivial is not None:
             return trivial
+        b = self.bundle
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.no_grad(), torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed_from(generator))
-            video = self._sample(request, length)
-            self._previous = (request.last.copy(), self.vae.encode(video)[0])
+            video = self._sample(b, request, length)
+            self._previous = (request.last.copy(), b.vae.encode(video)[0])
         frames = ((video[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
         return resize_frames(frames.permute(1, 2, 3, 0).cpu().numpy(), request.first.shape[:2])
 

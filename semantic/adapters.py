@@ -8,8 +8,10 @@
 * ``sfa`` (static feature adapter): one fixed frame count for every segment;
   generate it, then resample in time to the segment's length.
 
-With SKIM's equal segments both behave the same, as the paper notes (when
-the fixed length equals the segment length).
+With SKIM's equal segments both behave the same, as the paper notes, when
+the fixed length is the segment length: the ``lgvsc`` scheme's
+``sfa_length: auto`` (its default) sets it to the world model's valid length
+for SKIM's segment length ``ceil((F - 1) / (K - 1)) + 1``.
 """
 
 from __future__ import annotations

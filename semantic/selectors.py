@@ -6,6 +6,11 @@
   keyframe ``k``; it becomes a keyframe when ``S_rel > threshold``. The first
   and the last frames are always keyframes.
 
+A budget that affords fewer keyframes than a selection holds cuts it with
+:func:`cap_keyframes`: the first and last frames stay, and of the others the
+ones SKEM found most different from their preceding keyframe (highest
+``S_rel``, the earlier on ties) are kept.
+
 Keyframe ``k_n`` and ``k_{n+1}`` bound segment ``n``: its frames are
 ``k_n .. k_{n+1}`` (the boundary frame is shared; the receiver drops the
 duplicate), so K keyframes make K - 1 segments (one segment of one frame
@@ -29,12 +34,14 @@ SELECTORS: Registry[type] = Registry("selector", check_weights=True)
 class Selection:
     """Keyframe indices (0-based, ascending, first and last frame included),
     every score computed: (candidate, keyframe it was compared with, s_rel),
-    the scorers' cost and the threshold used (None for SKIM)."""
+    the scorers' cost, the threshold used (None for SKIM) and the keyframes a
+    budget cap dropped (:func:`cap_keyframes`)."""
 
     keyframes: list[int]
     scores: list[tuple[int, int, float]] = field(default_factory=list)
     cost: dict = field(default_factory=dict)
     threshold: float | None = None
+    dropped: list[int] = field(default_factory=list)
 
     def segments(self) -> list[tuple[int, int]]:
         """(first, last) frame of every segment, both keyframes, inclusive."""
@@ -146,6 +153,26 @@ class SKEM:
         if self.prefilter is not None:
             cost["prefilter"] = self.prefilter.cost.as_dict()
         return Selection(keys, scores, cost, self.threshold)
+
+
+def cap_keyframes(sel: Selection, most: int) -> Selection:
+    """``sel`` with at most ``most`` (>= 2) keyframes: the first and last frames are
+    kept, and of the others the ``most - 2`` with the highest ``S_rel`` against the
+    keyframe before them when they were selected (a keyframe forced by ``max_len``
+    without such a score ranks last), the earlier on ties. The dropped ones are in
+    :attr:`Selection.dropped`; ``sel`` itself is not changed."""
+    if most < 2:
+        raise ValueError(f"most must be >= 2 (first and last frame), got {most}")
+    keys = sel.keyframes
+    if len(keys) <= most:
+        return sel
+    score = {(c, k): s for c, k, s in sel.scores}
+    inner = [(score.get((c, prev), -np.inf), -i, c)
+             for i, (prev, c) in enumerate(zip(keys[:-2], keys[1:-1]))]
+    kept = {c for _, _, c in sorted(inner, reverse=True)[:most - 2]}
+    new = [keys[0], *sorted(kept), keys[-1]]
+    return Selection(new, sel.scores, sel.cost, sel.threshold,
+                     sel.dropped + [c for c in keys if c not in new])
 
 
 def boundary_f1(predicted, truth, tol: int = 1) -> float:

@@ -11,6 +11,14 @@ enter the budget when known.
 Digital payloads: all captions in one compressed text payload
 (:mod:`~lgvsc.semantic.text_bits`), all side information in one fixed-size
 payload (``num_bits`` per segment), each through the digital pipe.
+
+Captions describe a segment from all of its frames: the captioner gets the
+segment's frames ``[first keyframe, next keyframe)`` (the clip's last frame
+included in the last segment), and decides how many of them it looks at.
+
+A budget: ``max_keyframes`` caps the selection
+(:func:`~lgvsc.semantic.selectors.cap_keyframes`), and
+:func:`keyframes_within` finds the most keyframes a cost function affords.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ import torch
 
 from ..link.digital import DigitalPipe
 from .captioners import Captioner
-from .selectors import Selection
+from .selectors import Selection, cap_keyframes
 from .text_bits import encode_texts
 
 
@@ -33,6 +41,8 @@ class TransmitPlan:
     ``segments``: (first, last) keyframe of each segment, inclusive.
     ``budget``: channel uses of the ``keyframes`` (None when no codec cost is
     given), ``captions`` and ``side_info``, their bits, and ``total``.
+    ``capped``: set by a scheme whose budget afforded fewer keyframes than asked,
+    ``{"asked", "affordable", "dropped"}`` (None otherwise).
     """
 
     keyframes: list[int]
@@ -43,6 +53,7 @@ class TransmitPlan:
     side_bits: torch.Tensor
     budget: dict
     selection: Selection = field(repr=False, default=None)
+    capped: dict | None = None
 
 
 class Transmitter:
@@ -51,17 +62,27 @@ class Transmitter:
     :param side_info: a motion descriptor form (``MotionScalar`` / ``MotionGrid``).
     :param digital: the digital pipe captions and side info travel through.
     :param keyframe_uses: channel uses of one coded keyframe (None = unknown).
+    :param max_keyframes: the most keyframes the budget affords (>= 2; None = no
+        cap); a selection with more is cut by
+        :func:`~lgvsc.semantic.selectors.cap_keyframes` (``selection.dropped``).
     """
 
     def __init__(self, selector, captioner: Captioner, side_info, digital: DigitalPipe,
-                 keyframe_uses: int | None = None):
+                 keyframe_uses: int | None = None, max_keyframes: int | None = None):
         if keyframe_uses is not None and keyframe_uses < 0:
             raise ValueError(f"keyframe_uses must be >= 0, got {keyframe_uses}")
+        if max_keyframes is not None and max_keyframes < 2:
+            raise ValueError(f"max_keyframes must be >= 2 or None, got {max_keyframes}")
         self.selector, self.captioner, self.side = selector, captioner, side_info
         self.digital, self.keyframe_uses = digital, keyframe_uses
+        self.max_keyframes = max_keyframes
 
     def plan(self, frames: np.ndarray) -> TransmitPlan:
+        """:input frames: uint8 [F, H, W, 3]. One caption per segment, from all the
+        segment's frames."""
         sel = self.selector.select(frames)
+        if self.max_keyframes is not None:
+            sel = cap_keyframes(sel, self.max_keyframes)
         segs = sel.segments()
         last = len(frames) - 1
         # a segment's own frames are [first, last keyframe); the clip's final frame belongs
@@ -82,6 +103,17 @@ class Transmitter:
         side = self.digital.channel_uses(side_bits)
         return dict(keyframes=kf, captions=cap, side_info=side, caption_bits=caption_bits,
                     side_bits=side_bits, total=(kf or 0) + cap + side)
+
+
+def keyframes_within(channel_uses: int, cost, most: int) -> int:
+    """Most keyframes K in [2, ``most``] with ``cost(K) <= channel_uses`` (``cost``:
+    K -> channel uses, non-decreasing in K); 0 when not even 2 fit."""
+    best = 0
+    for k in range(2, most + 1):
+        if cost(k) > channel_uses:
+            break
+        best = k
+    return best
 
 
 def keyframes_for_budget(channel_uses: int, keyframe_uses: int, per_segment_bits: int,

@@ -142,7 +142,7 @@ def test_scenario_variables(tmp_path, monkeypatch, write_yaml):
 
 
 def test_shipped_lgvsc_scenarios_validate(monkeypatch):
-    for var in ("LGVSC_VLM_PATH", "LGVSC_WM_PATH", "LGVSC_T2V_PATH"):
+    for var in ("LGVSC_VLM_PATH", "LGVSC_WM_PATH", "LGVSC_T2V_PATH", "LGVSC_NTSCC_PATH"):
         monkeypatch.setenv(var, "/models/x")
     for name in ("quickstart.yaml", "fig3_awgn.yaml"):
         sc = load_scenario(f"scenarios/{name}")

@@ -6,7 +6,10 @@ side-info bit payload for the digital pipe, and decodes what comes back. It
 meets a channel-use budget per image (``budget_uses``, side info included)
 and takes the SNR where the model supports it. :meth:`KeyframeCodec.transmit`
 runs the whole trip through the pipes; its :class:`CodedImages` reports the
-channel uses spent.
+channel uses spent. :meth:`KeyframeCodec.min_uses` is the smallest per-image
+budget a codec can meet at an image size (its structure's floor: what the
+shortest code of one image costs), which schemes use to decide how many
+keyframes a budget affords before any image is coded.
 """
 
 from __future__ import annotations
@@ -60,6 +63,20 @@ class KeyframeCodec:
     def __init__(self, analog: AnalogPipe | None = None, digital: DigitalPipe | None = None):
         self.analog = analog or AnalogPipe("zf")
         self.digital = digital or DigitalPipe("qpsk", "ldpc5g", 1 / 3)
+
+    @classmethod
+    def model_info(cls, **params) -> list:
+        """The models an instance built with ``params`` loads, as
+        :class:`~lgvsc.semantic.model_cache.ModelInfo`, computed without loading
+        anything. Default: none (a codec without weights)."""
+        return []
+
+    def min_uses(self, height: int, width: int, batch: int = 1) -> int:
+        """Smallest ``budget_uses`` per image this codec can meet for ``batch`` images
+        of ``height`` x ``width`` sent in one :meth:`transmit` call (complex channel
+        uses, side info included), from the codec's structure alone (no image is
+        looked at). Default: one channel use (a codec that does not know better)."""
+        return 1
 
     def encode(self, images: np.ndarray, budget_uses: int, snr_db: float | None) -> Encoded:
         raise NotImplementedError

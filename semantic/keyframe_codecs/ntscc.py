@@ -23,13 +23,19 @@ the public NTSCC_JSAC22 state dicts (key mapping in
 :mod:`.ntscc_checkpoint`). The public models take no SNR input and send no z
 ("NTSCC w/o z"): side info is the 4-bit length index per token only.
 Needs CompressAI (``pip install --no-deps compressai``), imported lazily.
+
+Budget floor (:meth:`NTSCC.min_uses`): every token at its shortest length
+plus the length indexes, e.g. 720 tokens x 16 values = 5,792 analog uses and
+2,880 index bits = 4,356 digital uses (QPSK, rate 1/3) at 320x576 with the ``"paper"`` arch.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 from dataclasses import fields
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -39,13 +45,15 @@ from ...link.analog import AnalogPipe
 from ...link.cbr import BudgetError
 from ...link.digital import DigitalPipe
 from ...link.registry import bound_params
+from ..model_cache import ModelInfo, ModelKey, estimate_bytes, model_cache
+from ..model_files import check_torch_file
 from . import KEYFRAME_CODECS, Encoded, KeyframeCodec
 from .ntscc_arch import NTSCCArch, make_arch
 from .ntscc_budget import choose_eta
 from .ntscc_checkpoint import check_checkpoint, load_model
 from .ntscc_jscc import length_mask, rate_indexes
 from .ntscc_model import NTSCCModel
-from .ntscc_sideinfo import pack_image, unpack_image
+from .ntscc_sideinfo import Z_LENGTH_BITS, index_bits, pack_image, unpack_image
 
 
 @KEYFRAME_CODECS.register("ntscc", weights="a trained checkpoint (checkpoint:)",
@@ -63,6 +71,11 @@ class NTSCC(KeyframeCodec):
     :param seed: initial weights when ``checkpoint`` is None.
     :param max_eta: cap on eta (real values per bit); with a generous budget the
         codec then behaves like NTSCC at a fixed eta (the paper's 0.2).
+
+    Building a codec loads nothing (the arch settings are validated); the first
+    :meth:`encode` / :meth:`decode` loads the checkpoint through the process's
+    model cache, so schemes naming the same file share one copy.
+    :meth:`from_checkpoint` loads at once.
     """
 
     #: keys a spec may give through ``**arch_overrides``; the pipes are objects, not spec values
@@ -79,19 +92,57 @@ class NTSCC(KeyframeCodec):
         if max_eta is not None and not max_eta > 0:
             raise ValueError(f"max_eta must be > 0 or None, got {max_eta}")
         self.max_eta = max_eta
-        try:
-            self.device = torch.device(device)
-        except (RuntimeError, TypeError) as e:
-            raise ValueError(f"device must be a torch device string, got {device!r}") from e
+        self.device = _device(device)
         self.default_snr_db = float(default_snr_db)
-        if checkpoint is None:
-            model = NTSCCModel(make_arch(arch, **arch_overrides),
-                               torch.Generator().manual_seed(int(seed)))
-        else:
-            model, _ = load_model(checkpoint, arch, **arch_overrides)
-        self.model = model.to(self.device).eval()
-        if self.arch.use_side_info:
-            self.model.entropy_bottleneck.update(force=True)
+        base = make_arch(arch, **arch_overrides)  # validates the settings now
+        self.checkpoint = None if checkpoint is None else str(checkpoint)
+        self._arch_spec, self._overrides, self._seed = arch, dict(arch_overrides), int(seed)
+        self._arch = base if checkpoint is None else None  # a checkpoint may carry its own
+        self._model: NTSCCModel | None = None  # random weights only (checkpoints: the cache)
+        self._cached: ModelInfo | None = None  # the checkpoint's cache key, once resolved
+
+    @property
+    def model(self) -> NTSCCModel:
+        """The network, built or loaded on first use: a checkpoint through the
+        process's :func:`~lgvsc.semantic.model_cache.model_cache`, asked on every use
+        (codecs on the same file, arch and device share one copy, and a released
+        copy is not kept alive here); random weights are built once per codec."""
+        if self.checkpoint is None:
+            if self._model is None:
+                gen = torch.Generator().manual_seed(self._seed)
+                self._model = _ready(NTSCCModel(self._arch, gen), self.device)
+            return self._model
+        if self._cached is None:
+            self._cached = self._info(self.checkpoint, self._arch_spec, self._overrides,
+                                      self.device)
+        model = model_cache().get(self._cached.key, self._load, self._cached.bytes)
+        self._arch = model.arch
+        return model
+
+    def _load(self) -> NTSCCModel:
+        model, _ = load_model(self.checkpoint, self._arch_spec, **self._overrides)
+        return _ready(model, self.device)
+
+    @staticmethod
+    def _info(checkpoint, arch, overrides: dict, device: torch.device) -> ModelInfo:
+        path = Path(str(checkpoint)).expanduser().resolve()
+        base = arch.to_dict() if isinstance(arch, NTSCCArch) else arch
+        text = base if isinstance(base, str) else json.dumps(base, sort_keys=True)
+        text += "".join(f" {k}={list(v) if isinstance(v, tuple) else v}"
+                        for k, v in sorted(overrides.items()))
+        key = ModelKey("ntscc", str(path), "float32", str(device), (("arch", text),))
+        return ModelInfo(key, estimate_bytes(path, "float32"))
+
+    @classmethod
+    def model_info(cls, **params) -> list[ModelInfo]:
+        """The checkpoint this spec loads (none for random weights), keyed as
+        :attr:`model` keys it; nothing is read but the file's size."""
+        names = {k for k in bound_params(cls, {})} | {"checkpoint"}
+        p = bound_params(cls, {k: v for k, v in params.items() if k in names})
+        if p["checkpoint"] is None:
+            return []
+        overrides = {k: v for k, v in params.items() if k not in names}
+        return [cls._info(p["checkpoint"], p["arch"], overrides, _device(p["device"]))]
 
     @classmethod
     def check_weights(cls, **params) -> None:
@@ -101,7 +152,7 @@ class NTSCC(KeyframeCodec):
         (``torch.load(mmap=True)``), and its format, rate choices and -- when
         CompressAI is installed -- key names and shapes are checked against the arch.
         ``checkpoint: None`` (random weights) passes. ValueError naming the key."""
-        from ..model_files import check_finite, check_int, check_torch_file
+        from ..model_files import check_finite, check_int
 
         names = {k for k in bound_params(cls, {})} | {"checkpoint"}
         overrides = {k: v for k, v in params.items() if k not in names}
@@ -137,12 +188,39 @@ class NTSCC(KeyframeCodec):
         :raises ValueError: unreadable file, or keys / shapes / rate choices that do
             not match the arch (the message names the file and the first keys).
         """
-        return cls(checkpoint=path, analog=analog, digital=digital, device=device,
-                   default_snr_db=default_snr_db, max_eta=max_eta, **arch)
+        codec = cls(checkpoint=path, analog=analog, digital=digital, device=device,
+                    default_snr_db=default_snr_db, max_eta=max_eta, **arch)
+        codec.model  # noqa: B018  (loads now: a bad file is refused here)
+        return codec
 
     @property
     def arch(self) -> NTSCCArch:
-        return self.model.arch
+        """The network's arch, known without loading the weights: the spec's for random
+        weights and public state dicts, the one stored in our checkpoints (read from
+        the mapped zip file). A legacy pickle file cannot be mapped: the spec's arch
+        stands until the first use loads it (public checkpoints are read with the
+        spec's arch anyway; ours are zip files)."""
+        if self._arch is None:
+            _, kind = check_torch_file(self.checkpoint, "checkpoint", "torch checkpoint")
+            self._arch = (check_checkpoint(self.checkpoint, self._arch_spec, False,
+                                           **self._overrides)
+                          if kind == "zip" else make_arch(self._arch_spec, **self._overrides))
+        return self._arch
+
+    def min_uses(self, height: int, width: int, batch: int = 1) -> int:
+        """The shortest code of one image: every token at ``rate_choices[0]`` real
+        values (plus the analog power scale) and its share of the batch's length
+        indexes (``index_bits`` per token) on the digital pipe -- what
+        :meth:`encode` needs at eta = 0. With ``use_side_info`` the z string's
+        32-bit length is counted but not its bytes (they depend on the image), so
+        the floor is then a lower bound. At 320x576 the ``"paper"`` arch needs
+        ~10,150 channel uses per image (720 tokens)."""
+        a = self.arch
+        tokens = math.ceil(height / a.factor) * math.ceil(width / a.factor)
+        side = tokens * index_bits(len(a.rate_choices)) + (Z_LENGTH_BITS if a.use_side_info
+                                                           else 0)
+        share = math.ceil(self.digital.channel_uses(batch * side) / batch)
+        return self.analog.symbols_for(a.rate_choices[0] * tokens) + share
 
     def _snr(self, snr_db: float | None) -> float | None:
         if not self.arch.snr_adaptive:
@@ -277,6 +355,21 @@ class NTSCC(KeyframeCodec):
             return eb.decompress([string], zhw).to(self.device)
         except Exception:  # corrupted side info: fall back to the medians
             return self.model.medians().expand(1, -1, *zhw).clone()
+
+
+def _device(device) -> torch.device:
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"device must be a torch device string, got {device!r}") from e
+
+
+def _ready(model: NTSCCModel, device: torch.device) -> NTSCCModel:
+    """``model`` on ``device`` in eval mode, its entropy coder's tables built."""
+    model = model.to(device).eval()
+    if model.arch.use_side_info:
+        model.entropy_bottleneck.update(force=True)
+    return model
 
 
 def _check_images(images: np.ndarray) -> None:

@@ -15,7 +15,8 @@ length the receiver knows from the framing, like any packet length), or
 :meth:`encode` raises :class:`~lgvsc.link.cbr.BudgetError`. A budget below
 the metadata header's cost sends the lowest-frequency coefficients without
 metadata (an empty payload); one that leaves no analog symbol is an error,
-never a black image.
+never a black image. So the floor (:meth:`SoftCastImage.min_uses`) is the
+power scale plus one analog symbol, at any image size.
 """
 
 from __future__ import annotations
@@ -58,6 +59,11 @@ class SoftCastImage(KeyframeCodec):
         super().__init__(**pipes)
         self.coder = lin.LinearCoder(chunks, self.analog, self.digital, design_snr_db)
         self._plans: dict = {}
+
+    def min_uses(self, height: int, width: int, batch: int = 1) -> int:
+        """The power scale and one analog symbol (two DCT coefficients, no metadata):
+        ``analog.symbols_for(1)``, whatever the image size or batch."""
+        return self.analog.symbols_for(1)
 
     def plan(self, image: np.ndarray, budget_uses: int) -> lin.Plan:
         """The plan of one uint8 [H, W, 3] image (cached by content and budget)."""

@@ -16,7 +16,7 @@ NTSCC  := compressai==1.2.8
 NTSCC_KEY := $(shell echo "$(NTSCC_DEPS) $(NTSCC)" | sha256sum | cut -c1-12)
 DEMO_SCENARIO ?= scenarios/quickstart.yaml
 
-.PHONY: demo test bench clean-venv
+.PHONY: demo test gpu-check bench clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ $(VENV)/.ntscc-$(NTSCC_KEY): $(VENV)/.torch
 
 test: $(VENV)/.installed-dev,video,hf,ray-$(KEY) $(VENV)/.ntscc-$(NTSCC_KEY)
 	$(BIN)/python -m pytest -q
+
+# every real-tier path on tiny models built in code: CUDA in bfloat16 when available,
+# else the CPU in float32 (GPU_CHECK_ARGS="--device cpu" forces the CPU); one line per check
+gpu-check: $(VENV)/.installed-dev,video,hf,ray-$(KEY) $(VENV)/.ntscc-$(NTSCC_KEY)
+	$(BIN)/python -m lgvsc.sim.gpu_check $(GPU_CHECK_ARGS)
 
 bench: $(VENV)/.installed-video-$(KEY)
 	$(BIN)/python bench/link_throughput.py

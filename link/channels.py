@@ -63,9 +63,18 @@ def check_no(no: float) -> float:
 
 def complex_normal(shape, generator: torch.Generator, dtype=torch.complex64,
                    device=None) -> torch.Tensor:
-    """CN(0, 1) samples (variance 1/2 per real dimension) from ``generator``."""
+    """CN(0, 1) samples (variance 1/2 per real dimension) from ``generator``.
+
+    The numbers are drawn on the generator's device and then moved to ``device``
+    (default: the generator's): a CUDA generator (``device: cuda`` scenarios) cannot
+    draw CPU numbers, nor a CPU generator CUDA ones, and this way a unit's noise is
+    the same whatever device its tensors live on.
+    """
     real_dtype = torch.float64 if dtype == torch.complex128 else torch.float32
-    z = torch.randn((*shape, 2), generator=generator, dtype=real_dtype, device=device)
+    z = torch.randn((*shape, 2), generator=generator, dtype=real_dtype,
+                    device=generator.device)
+    if device is not None:
+        z = z.to(device)
     return torch.view_as_complex(z) * math.sqrt(0.5)
 
 
@@ -74,7 +83,8 @@ class Channel:
 
     :input x: [..., n], complex. Channel input, unit average power.
     :input no: float. Complex noise variance per channel use.
-    :input generator: ``torch.Generator``. The only source of randomness.
+    :input generator: ``torch.Generator``. The only source of randomness; its draws
+        happen on its own device and are moved to ``x``'s (see :func:`complex_normal`).
     :output y: [..., n], complex. Channel output.
     :output h: [..., n] or scalar, complex. Channel gains (perfect CSI).
     """

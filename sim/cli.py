@@ -70,6 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--frames", type=_positive, help="number of frames (default: all)")
     k.add_argument("--size", type=_positive, nargs=2, metavar=("H", "W"))
     k.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    d = sub.add_parser("doctor", help="what local model folders are, their limits and memory "
+                                      "(no weights loaded); --gpu: run every real-tier path on "
+                                      "tiny models built in code")
+    d.add_argument("paths", nargs="*", help="model folders or checkpoint files")
+    d.add_argument("--gpu", action="store_true",
+                   help="build tiny models and run the real tier end to end (CUDA in bfloat16 "
+                        "when available, else CPU in float32)")
+    d.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="device of the --gpu check (default: cuda when available)")
     return p
 
 
@@ -136,21 +145,36 @@ def _cmd_keyframes(a) -> None:
     keyframes(a)
 
 
+def _cmd_doctor(a) -> int:
+    if not a.paths and not a.gpu:
+        raise UserError("doctor: give model folders / checkpoint files, or --gpu")
+    rc = 0
+    if a.paths:
+        from .doctor import doctor
+
+        rc = doctor(a.paths)
+    if a.gpu:
+        from .gpu_check import main as gpu_check
+
+        rc = max(rc, gpu_check(["--device", a.device]))
+    return rc
+
+
 COMMANDS = {"run": _cmd_run, "validate": _cmd_validate, "list": _cmd_list, "plot": _cmd_plot,
-            "compare": _cmd_compare, "keyframes": _cmd_keyframes}
+            "compare": _cmd_compare, "keyframes": _cmd_keyframes, "doctor": _cmd_doctor}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        COMMANDS[args.cmd](args)
+        rc = COMMANDS[args.cmd](args)
     except (UserError, UnknownComponentError) as e:
         print(f"lgvsc: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("lgvsc: interrupted; finished units are stored, rerun to resume", file=sys.stderr)
         return 130
-    return 0
+    return rc or 0
 
 
 if __name__ == "__main__":

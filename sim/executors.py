@@ -6,8 +6,14 @@ when it is killed (SIGKILL): on Linux the kernel signals them
 (``PR_SET_PDEATHSIG``), elsewhere a thread watches the parent's pid. Once
 the parent and its workers are gone, the multiprocessing resource tracker
 (its pipe closed) ends too. ``ray``: joins the cluster at ``address``
-or starts a local Ray with ``workers`` CPUs. All call the same
+or starts a local Ray with ``workers`` CPUs (:mod:`~lgvsc.sim.ray_actors`:
+GPU schemes in long-lived actors, the others as tasks). All call the same
 :func:`~lgvsc.sim.units.execute_unit`, so results do not depend on the executor.
+
+Units come in the order they are given (the runner groups them scheme by
+scheme); every process releases a scheme's objects and models once no unit it
+may still run needs them (:func:`~lgvsc.sim.units.retire`): in-process after
+the last unit of a scheme, pool workers before each unit.
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ from typing import Iterable, Iterator
 
 from ..link.registry import Registry
 from .errors import UserError
-from .units import Unit, execute_unit
+from .model_plan import keep_sets
+from .units import Unit, execute_unit, retire, run_kept
 
 EXECUTORS: Registry[type["Executor"]] = Registry("executor")
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -44,14 +51,22 @@ class Executor:
 class LocalExecutor(Executor):
     def run(self, blob, units):
         units = list(units)
+        keeps = keep_sets(units)
         if self.workers == 1:
-            for u in units:
-                yield execute_unit(blob, u)
+            try:
+                for i, u in enumerate(units):
+                    yield execute_unit(blob, u)
+                    if i + 1 < len(units) and keeps[i + 1] is not keeps[i]:
+                        retire(blob, keeps[i + 1])  # the last unit of a scheme is done
+            finally:  # at the end, and when interrupted: nothing of this run stays loaded
+                retire(blob, ())
             return
         ctx = mp.get_context("spawn")
         with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_die_with_parent,
                                  initargs=(os.getpid(),)) as pool:
-            pending = {pool.submit(execute_unit, blob, u, 1) for u in units}
+            # workers take units in submission order: a unit's keep set covers every
+            # unit its worker may take after it
+            pending = {pool.submit(run_kept, blob, u, k, 1) for u, k in zip(units, keeps)}
             try:
                 while pending:
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -94,39 +109,33 @@ def _watch_parent(parent: int, period_s: float = 0.5) -> None:
 
 @EXECUTORS.register("ray", packages=("ray",))
 class RayExecutor(Executor):
+    """Units of schemes with ``num_gpus`` > 0 (:func:`~lgvsc.sim.model_plan.scheme_resources`)
+    run in long-lived GPU actors that keep their models loaded; the others as tasks.
+    :attr:`actor_stats` holds each actor's :meth:`~lgvsc.sim.ray_actors.UnitActor.stats`
+    after a run."""
+
+    def __init__(self, workers: int = 1, address: str | None = None):
+        super().__init__(workers, address)
+        self.actor_stats: list[dict] = []
+
     def run(self, blob, units):
         try:
             import ray
         except ImportError:
             raise UserError("executor 'ray' needs Ray: pip install 'lgvsc[ray]'") from None
+        from .ray_actors import run_on_ray
+
         started = not ray.is_initialized()
         if started:
             kw = dict(address=self.address) if self.address else dict(num_cpus=self.workers)
             ray.init(include_dashboard=False, log_to_driver=False,
                      configure_logging=False, **kw)
-        task = ray.remote(num_cpus=1)(execute_unit)
         try:
-            pending = [task.remote(blob, u, 1) for u in units]
-            while pending:
-                done, pending = ray.wait(pending, num_returns=1)
-                for ref in done:
-                    yield _result(ray, ref)
+            self.actor_stats = []
+            yield from run_on_ray(ray, blob, list(units), self.actor_stats)
         finally:
-            for ref in pending:
-                ray.cancel(ref)
             if started:
                 ray.shutdown()
-
-
-def _result(ray, ref) -> dict:
-    """A unit's row; a user error inside a task comes back as itself (one line),
-    not as Ray's wrapper with the remote traceback."""
-    try:
-        return ray.get(ref)
-    except ray.exceptions.RayTaskError as e:
-        if isinstance(e.cause, UserError):
-            raise UserError(str(e.cause)) from None
-        raise
 
 
 def make_executor(type: str, workers: int = 1, address: str | None = None) -> Executor:

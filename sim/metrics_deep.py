@@ -13,6 +13,11 @@ None of the weights can be downloaded by lgvsc; they are found locally:
 
 When something is missing the metric is *unavailable*: the runner says why
 once and records no value (never a zero).
+
+The networks load through the process's model cache
+(:func:`~lgvsc.semantic.model_cache.model_cache`, kinds ``lpips`` / ``dists`` /
+``clip``, float32, on the scenario's device): one copy per process however many
+metric objects ask, listed before a run by :meth:`DeepMetric.model_info`.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from unittest import mock
 
 import numpy as np
 
+from ..semantic.model_cache import ModelInfo, ModelKey, estimate_bytes, model_cache
 from .metrics import METRICS, Metric
 
 VGG16_FILE = "vgg16-397923af.pth"
@@ -74,18 +80,34 @@ def _batches(ref: np.ndarray, test: np.ndarray, scale: str):
         yield (a * 2 - 1, b * 2 - 1) if scale == "pm1" else (a, b)
 
 
-class _Deep(Metric):
-    def __init__(self, device: str = "cpu"):
-        super().__init__(device)
-        self._net = None
+class DeepMetric(Metric):
+    """A metric computed by a network with local weights, loaded through the model
+    cache on first use (:meth:`net`)."""
 
     #: input range the network expects: "pm1" = [-1, 1], "unit" = [0, 1]
     scale = "unit"
 
+    def weights(self) -> Path:
+        """The weights file or folder the network loads (resolved, absolute)."""
+        raise NotImplementedError
+
+    def build(self):
+        """The network (on the CPU, float32), built from :meth:`weights`."""
+        raise NotImplementedError
+
+    def model_info(self) -> list[ModelInfo]:
+        """The model this metric loads (key and memory in float32); nothing is loaded."""
+        import torch
+
+        path = self.weights()
+        key = ModelKey(self.name, str(path), "float32", str(torch.device(self.device)))
+        return [ModelInfo(key, estimate_bytes(path, "float32"), f"{self.name} metric")]
+
     def net(self):
-        if self._net is None:
-            self._net = self.build().to(self.device).eval()
-        return self._net
+        """The loaded network: one copy per process and key, whichever object asks."""
+        (info,) = self.model_info()
+        return model_cache().get(info.key, lambda: self.build().to(self.device).eval(),
+                                 info.bytes)
 
     def frame_scores(self, ref, test):
         """Batched distance network ``net()(x, y)`` -> one score per frame."""
@@ -97,7 +119,7 @@ class _Deep(Metric):
 
 
 @METRICS.register("lpips")
-class LPIPS(_Deep):
+class LPIPS(DeepMetric):
     """LPIPS v0.1 with the VGG backbone (lower is better)."""
 
     name = "lpips"
@@ -111,6 +133,9 @@ class LPIPS(_Deep):
         except ImportError:
             return "needs the lpips package: pip install 'lgvsc[hf]'"
         return None if find_vgg16() else _vgg_reason()
+
+    def weights(self):
+        return find_vgg16().resolve()
 
     def build(self):
         import lpips
@@ -128,7 +153,7 @@ class LPIPS(_Deep):
 
 
 @METRICS.register("dists")
-class DISTS(_Deep):
+class DISTS(DeepMetric):
     """DISTS (Ding et al. 2020; DISTS_pytorch), lower is better."""
 
     name = "dists"
@@ -141,6 +166,9 @@ class DISTS(_Deep):
         except ImportError:
             return "needs DISTS_pytorch: pip install 'lgvsc[hf]'"
         return None if find_vgg16() else _vgg_reason()
+
+    def weights(self):
+        return find_vgg16().resolve()
 
     def build(self):
         from DISTS_pytorch import DISTS_pt
@@ -165,7 +193,7 @@ def find_clip() -> str | None:
 
 
 @METRICS.register("clip")
-class CLIPScore(_Deep):
+class CLIPScore(DeepMetric):
     """CLIP image-image similarity (cos + 1) / 2 per frame pair."""
 
     name = "clip"
@@ -181,25 +209,53 @@ class CLIPScore(_Deep):
             return f"CLIP weights not found in {where} (set LGVSC_CLIP to a CLIPModel folder)"
         return None
 
+    def weights(self):
+        from ..semantic.model_files import model_folder
+
+        return model_folder(find_clip(), "LGVSC_CLIP")[0].resolve()
+
     def build(self):
+        """A :class:`_CLIPPair`: the model and its image processor."""
         from transformers import CLIPImageProcessor, CLIPModel
 
-        src = find_clip()
-        self._proc = CLIPImageProcessor.from_pretrained(src, local_files_only=True)
-        return CLIPModel.from_pretrained(src, local_files_only=True)
+        src = str(self.weights())
+        return _CLIPPair(CLIPModel.from_pretrained(src, local_files_only=True),
+                         CLIPImageProcessor.from_pretrained(src, local_files_only=True))
 
     def frame_scores(self, ref, test):
         import torch
 
-        model = self.net()
+        pair = self.net()
+        model, proc = pair.model, pair.processor
         out = []
         with torch.no_grad():
             for i in range(0, len(ref), BATCH):
                 feats = []
                 for x in (ref[i:i + BATCH], test[i:i + BATCH]):
-                    px = self._proc(images=list(x), return_tensors="pt")["pixel_values"]
+                    px = proc(images=list(x), return_tensors="pt")["pixel_values"]
                     f = model.get_image_features(pixel_values=px.to(self.device))
                     f = getattr(f, "pooler_output", f)
                     feats.append(torch.nn.functional.normalize(f, dim=-1))
                 out.append(((feats[0] * feats[1]).sum(-1) + 1).div(2).cpu().numpy())
         return np.concatenate(out)
+
+
+class _CLIPPair:
+    """CLIP's model and image processor, cached as one value (``.to`` / ``.eval``
+    act on the model)."""
+
+    def __init__(self, model, processor):
+        self.model, self.processor = model, processor
+
+    def to(self, device):
+        self.model = self.model.to(device)
+        return self
+
+    def eval(self):
+        self.model.eval()
+        return self
+
+
+def deep_model_info(metric: Metric) -> list[ModelInfo]:
+    """The models ``metric`` loads: :meth:`DeepMetric.model_info`, none for the others."""
+    return metric.model_info() if isinstance(metric, DeepMetric) else []

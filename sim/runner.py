@@ -10,8 +10,9 @@ from tqdm import tqdm
 
 from . import __version__
 from .errors import UserError
-from .executors import make_executor
+from .executors import LocalExecutor, make_executor
 from .metrics import resolve_metrics
+from .model_plan import loading_lines, order_units
 from .outputs import clean_temps, folder_lock, make_folder, refuse_links, remove_tree, safe_dir
 from .plots import plot_results
 from .scenario import Scenario, validate
@@ -89,7 +90,8 @@ def _changed(old: Scenario | None, sc: Scenario, stale: list[Unit],
     names = {u.scheme for u in stale}
     olds = {e["name"]: e for e in old.schemes}
     parts += [f"schemes[{e['name']}]" for e in sc.schemes
-              if e["name"] in names and e["name"] in olds and olds[e["name"]] != e]
+              if e["name"] in names and e["name"] in olds
+              and _entry_params(olds[e["name"]]) != _entry_params(e)]
     labels = {u.video for u in stale if u.video}
     oldv = {v.label(): v for v in old.videos}
     for v in sc.videos:
@@ -103,6 +105,11 @@ def _changed(old: Scenario | None, sc: Scenario, stale: list[Unit],
     if sc.kind == "link" and old.monte_carlo != sc.monte_carlo:
         parts.append("monte_carlo")
     return ", ".join(parts) or "parameters"
+
+
+def _entry_params(entry: dict) -> dict:
+    """A scheme entry without what does not change its units' results."""
+    return {k: v for k, v in entry.items() if k != "resources"}
 
 
 def _clear(out: Path) -> None:
@@ -298,13 +305,21 @@ def run(sc: Scenario, out: str | Path | None = None, executor: str | None = None
     return out
 
 
+def _say_loading(sc: Scenario, pending: list[Unit], ex) -> None:
+    """What the pending units will load, where, and its memory (one line each)."""
+    pool = ex.workers if isinstance(ex, LocalExecutor) else 1
+    for line in loading_lines(sc, pending, pool):
+        print(f"lgvsc: {sc.hide_expanded(line)}", file=sys.stderr)
+
+
 def _execute(sc: Scenario, out: Path, ex, fresh: bool, progress: bool) -> None:
     """Open the store, run what is pending, then rewrite the outputs (also after an
     interruption: the finished units are stored)."""
     store, pending = open_store(sc, out, fresh)
     skip = unavailable_schemes(sc)
     try:
-        pending = [u for u in pending if u.scheme not in skip]
+        pending = order_units(sc, [u for u in pending if u.scheme not in skip])
+        _say_loading(sc, pending, ex)
         blob = sc.model_dump_json()
         # on a terminal the bar redraws; in a log (CI) it writes a line every 30 s at most
         with tqdm(total=len(pending), desc=sc.name, unit="unit", file=sys.stderr,

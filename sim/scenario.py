@@ -111,7 +111,13 @@ class Scenario(Strict):
     kind: Literal["link", "video"]
     seed: int = Field(0, ge=-(2 ** 63), lt=2 ** 63, description="a 64-bit integer")
     description: str = ""
-    device: Literal["cpu", "cuda"] = "cpu"
+    device: Literal["cpu", "cuda"] = Field(
+        "cpu", description="where the link layer computes: every unit's random generator "
+        "(channel noise and fading are drawn on it, then moved to the tensors' device), "
+        "the digital pipe's code/modem tensors and link-level blocks. Real-tier components "
+        "(scorer, captioner, world model, keyframe codec) have their own `device:` setting "
+        "(default auto: CUDA when available), independent of this one; deep metrics run "
+        "here")
     precision: Literal["single", "double"] = "single"
     channel: ChannelSpec
     schemes: list[dict[str, Any]] = Field(min_length=1)
@@ -180,7 +186,9 @@ class Scenario(Strict):
         d = self.model_dump(mode="json")
         ch = {k: v for k, v in d["channel"].items() if k != "snr_db"}
         out = {k: d[k] for k in ("kind", "seed", "device", "precision")}
-        out.update(channel=ch, scheme=next(s for s in d["schemes"] if s["name"] == scheme))
+        entry = next(s for s in d["schemes"] if s["name"] == scheme)
+        # where a unit runs (Ray resources) is no parameter of its result
+        out.update(channel=ch, scheme={k: v for k, v in entry.items() if k != "resources"})
         if self.kind == "link":
             out["monte_carlo"] = {k: v for k, v in d["monte_carlo"].items() if k != "trials"}
         else:

@@ -2,6 +2,14 @@
 
 A unit is one (scheme, SNR, video, trial) cell of the sweep. Its result is a
 flat dict -- the row the results store keeps.
+
+A process builds each scheme object once (:data:`SCHEME_BUILDS` counts them)
+and its models load once into the process's model cache; :func:`retire`, told
+which schemes the units still to come in this process belong to, drops the
+other schemes' objects and releases every model no such unit needs (a model
+shared by two schemes stays until both are done). Every executor calls it:
+in-process after the last unit of a scheme, pool workers and Ray tasks and
+actors before each unit (:func:`run_kept`).
 """
 
 from __future__ import annotations
@@ -9,7 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -18,9 +28,11 @@ import torch
 
 from ..link.cbr import BUDGET_FLOOR, BudgetError, cbr
 from ..link.channels import make_channel, snr_db_to_no
+from ..semantic.model_cache import model_cache
 from . import __version__
 from .errors import UserError
 from .metrics import resolve_metrics
+from .model_plan import metric_models, scheme_models
 from .scenario import Scenario, validate
 from .schemes import SCHEMES
 from .seeding import RunContext, unit_seed
@@ -137,18 +149,96 @@ def file_digest(path: Path, chunk: int = 1 << 20) -> str:
     return _DIGESTS[key]
 
 
-@lru_cache(maxsize=32)
+#: this process's scheme objects {(scenario blob, scheme name): scheme} and link blocks
+_SCHEMES: dict[tuple[str, str], object] = {}
+_LINKS: dict[tuple[str, str], object] = {}
+#: scheme objects built in this process, by scheme name; units run, by scheme name
+SCHEME_BUILDS: Counter = Counter()
+UNITS_RUN: Counter = Counter()
+#: models a scheme was seen to load that its ``models()`` did not list
+_UNDECLARED: dict[tuple[str, str], set] = {}
+#: the keep set each process last retired with (a pool worker retires when it changes)
+_LAST_KEEP: list = [None]
+#: most scheme objects a process keeps when nothing retires them (direct execute_unit calls)
+MAX_SCHEMES = 64
+
+
 def _scheme(blob: str, scheme_name: str):
-    """The scheme object, built once per process (schemes cache their encodes)."""
-    sc = _scenario(blob)
-    entry = next(s for s in sc.schemes if s["name"] == scheme_name)
-    cls = SCHEMES.get(entry["type"])
-    return cls(cls.Config.model_validate(entry), RunContext(sc.device, sc.precision))
+    """The scheme object, built once per process (schemes cache their encodes) and
+    kept until :func:`retire` drops it."""
+    key = (blob, scheme_name)
+    if key not in _SCHEMES:
+        if len(_SCHEMES) >= MAX_SCHEMES:  # the oldest goes (rebuilt if asked again)
+            oldest = next(iter(_SCHEMES))
+            del _SCHEMES[oldest]
+            _LINKS.pop(oldest, None)
+        sc = _scenario(blob)
+        entry = next(s for s in sc.schemes if s["name"] == scheme_name)
+        cls = SCHEMES.get(entry["type"])
+        _SCHEMES[key] = cls(cls.Config.model_validate(entry), RunContext(sc.device, sc.precision))
+        SCHEME_BUILDS[scheme_name] += 1
+    return _SCHEMES[key]
 
 
-@lru_cache(maxsize=32)
 def _block_link(blob: str, scheme_name: str):
-    return _scheme(blob, scheme_name).block_link()
+    key = (blob, scheme_name)
+    if key not in _LINKS:
+        _LINKS[key] = _scheme(blob, scheme_name).block_link()
+    return _LINKS[key]
+
+
+@lru_cache(maxsize=64)
+def _declared(blob: str, scheme_name: str) -> frozenset:
+    """Model keys scheme ``scheme_name`` declares (:meth:`Scheme.models`)."""
+    return frozenset(i.key for i in scheme_models(_scenario(blob), scheme_name))
+
+
+@lru_cache(maxsize=8)
+def _metric_keys(blob: str) -> frozenset:
+    return frozenset(i.key for i in metric_models(_scenario(blob)))
+
+
+def _needs(blob: str, scheme_name: str) -> set:
+    """Models a unit of ``scheme_name`` needs: declared, and seen loading."""
+    return set(_declared(blob, scheme_name)) | _UNDECLARED.get((blob, scheme_name), set())
+
+
+def retire(blob: str, keep) -> list:
+    """Drop the scheme objects of ``blob``'s schemes not in ``keep`` (the schemes of
+    the units this process may still run) and release the models none of ``keep``
+    (nor the metrics, while units remain) needs; returns the released keys. Models
+    this scenario does not know are left alone."""
+    sc = _scenario(blob)
+    keep = set(keep)
+    for key in [k for k in _SCHEMES if k[0] == blob and k[1] not in keep]:
+        del _SCHEMES[key]
+        _LINKS.pop(key, None)
+    names = [s["name"] for s in sc.schemes]
+    known = set(_metric_keys(blob)).union(*(_needs(blob, n) for n in names))
+    needed = (set(_metric_keys(blob)) if keep else set()).union(
+        *(_needs(blob, n) for n in keep))
+    cache = model_cache()
+    return cache.release([k for k in cache.loaded() if k in known and k not in needed])
+
+
+def run_kept(blob: str, unit: "Unit", keep, threads: int | None = None) -> dict:
+    """:func:`execute_unit` in a worker that takes units in order: first
+    :func:`retire` what no unit from this one on (schemes ``keep``) needs."""
+    if keep != _LAST_KEEP[0]:
+        retire(blob, keep)
+        _LAST_KEEP[0] = keep
+    return execute_unit(blob, unit, threads)
+
+
+def _note_loads(blob: str, scheme_name: str, before: set) -> None:
+    """Remember (and say once) the models a unit loaded that its scheme did not declare:
+    they were not in the start-of-run estimate and are released with the scheme."""
+    new = set(model_cache().loaded()) - before - _needs(blob, scheme_name) - _metric_keys(blob)
+    if new:
+        _UNDECLARED.setdefault((blob, scheme_name), set()).update(new)
+        for k in new:
+            print(f"lgvsc: warning: scheme {scheme_name!r} loaded {k.label()}, which its "
+                  "models() does not list (not in the memory estimate)", file=sys.stderr)
 
 
 @lru_cache(maxsize=16)
@@ -248,7 +338,10 @@ def execute_unit(blob: str, unit: Unit, threads: int | None = None) -> dict:
     if threads:
         torch.set_num_threads(threads)
     run_unit = run_video_unit if _scenario(blob).kind == "video" else run_link_unit
+    before = set(model_cache().loaded())
     row = run_unit(blob, unit)
+    _note_loads(blob, unit.scheme, before)
+    UNITS_RUN[unit.scheme] += 1
     row["params"] = _fingerprint(blob, unit.scheme, unit.video)
     row["version"] = __version__
     return row

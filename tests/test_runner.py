@@ -177,3 +177,53 @@ def test_schema_1_store_is_upgraded_in_place(tmp_path, write_yaml, capsys):
     assert main(["run", str(write_yaml(small_link_scenario())), "--out", str(out), "--fresh",
                  "--no-progress"]) == 0
     assert len(_rows(out)) == 4
+
+
+# -- generators and devices: draws happen on the generator's device, then move ----------
+def test_noise_of_a_generator_on_another_device_moves_to_the_tensors():
+    import torch
+
+    from lgvsc.link.channels import AWGN, RayleighBlockFading, complex_normal
+
+    x = torch.zeros(6, dtype=torch.complex64, device="meta")  # stands for "not the generator's"
+    for ch in (AWGN(), RayleighBlockFading(coherence=2)):
+        gen = torch.Generator().manual_seed(0)
+        y, h = ch(x, 0.1, gen)
+        assert y.device.type == "meta" and torch.as_tensor(h).device.type == "meta"
+        # the numbers came from the generator (drawn on its CPU, then moved)
+        assert not torch.equal(gen.get_state(), torch.Generator().manual_seed(0).get_state())
+    # on the CPU nothing changes: the same numbers as drawing there directly
+    z = complex_normal((3, 4), torch.Generator().manual_seed(5))
+    ref = torch.randn((3, 4, 2), generator=torch.Generator().manual_seed(5))
+    assert torch.equal(torch.view_as_real(z), ref * 0.5 ** 0.5) and z.device.type == "cpu"
+
+
+class _CudaGenerator:
+    """What a ``device: cuda`` unit's generator looks like to the link layer."""
+
+    device = __import__("torch").device("cuda")
+
+
+def test_cuda_generator_draws_on_cuda_and_the_noise_moves_to_cpu(monkeypatch):
+    import torch
+
+    from lgvsc.link import channels
+    from lgvsc.link.analog import AnalogPipe
+
+    seen = []
+    real = torch.randn
+
+    def randn(shape, generator=None, dtype=None, device=None):
+        seen.append((generator, torch.device(device)))
+        if isinstance(generator, _CudaGenerator):  # no GPU here: the draw itself is faked
+            return real(shape, dtype=dtype)
+        return real(shape, generator=generator, dtype=dtype, device=device)
+
+    monkeypatch.setattr(channels.torch, "randn", randn)
+    gen = _CudaGenerator()
+    y, _ = channels.RicianBlockFading(k_factor=2.0)(torch.zeros(5, dtype=torch.complex64),
+                                                    0.5, gen)
+    assert y.device.type == "cpu" and seen and all(
+        g is gen and d == torch.device("cuda") for g, d in seen)
+    res = AnalogPipe()(torch.ones(7), channels.AWGN(), 0.01, gen)  # CPU values, CUDA draws
+    assert res.x_hat.device.type == "cpu" and seen[-1][1] == torch.device("cuda")

@@ -9,7 +9,8 @@ every ``*_cbr`` field is at most :data:`~lgvsc.sim.schemes.fields.MAX_CBR`.
 
 from __future__ import annotations
 
-from pydantic import ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (ConfigDict, Field, SerializerFunctionWrapHandler, ValidationInfo,
+                      field_validator, model_serializer)
 
 from ...link.registry import Registry
 from ..limits import InputModel
@@ -18,10 +19,42 @@ from .fields import MAX_CBR
 SCHEMES: Registry[type["Scheme"]] = Registry("scheme")
 
 
+class Resources(InputModel):
+    """What one unit of a scheme occupies on a Ray cluster (``executor: ray``).
+
+    ``num_gpus`` > 0: the scheme's units run in long-lived Ray actors, each holding
+    ``num_gpus`` of a GPU (a fraction below 1 shares a GPU between actors, above 1 a
+    whole number of GPUs), that keep their models loaded from unit to unit;
+    ``num_gpus: 0``: they run as Ray tasks of ``num_cpus`` CPUs. Not a parameter of
+    any unit: results do not depend on it (nor on the executor)."""
+
+    model_config = ConfigDict(extra="forbid")
+    num_gpus: float = Field(0.0, ge=0, le=1024, description="GPUs per unit (Ray)")
+    num_cpus: float = Field(1.0, gt=0, le=1024, description="CPUs per unit (Ray)")
+
+    @field_validator("num_gpus")
+    @classmethod
+    def _whole_above_one(cls, v):
+        if v > 1 and v != int(v):
+            raise ValueError("more than one GPU must be a whole number of GPUs")
+        return v
+
+
 class SchemeConfig(InputModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, pattern=r"^[^|]+$")
     type: str
+    resources: Resources | None = Field(
+        None, description="Ray resources of one unit (not a unit parameter); default: "
+                          "one GPU when the scheme's models are on CUDA, else one CPU")
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_resources(self, handler: SerializerFunctionWrapHandler):
+        """An entry without ``resources`` dumps as before the field existed."""
+        out = handler(self)
+        if isinstance(out, dict) and out.get("resources", 0) is None:
+            del out["resources"]
+        return out
 
     @field_validator("*")
     @classmethod

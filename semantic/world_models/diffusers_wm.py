@@ -49,7 +49,6 @@ import importlib.util
 import inspect
 import json
 import math
-import re
 from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -60,7 +59,7 @@ from PIL import Image
 
 from ...link.registry import bound_params
 from ..model_cache import ModelInfo, ModelKey, estimate_bytes, model_cache
-from ..vlm_backend import resolve_device, resolve_dtype
+from ..vlm_backend import key_device, key_dtype, resolve_device, resolve_dtype
 from . import WORLD_MODELS, SegmentRequest, WorldModel
 
 #: pipeline name -> diffusers class loaded for it
@@ -390,24 +389,6 @@ def scheduler_swapped(pipe, scheduler):
 
 
 # -- cache keys ---------------------------------------------------------------------------
-def key_device(device) -> str:
-    """The device a key names: ``"auto"`` resolved here (cuda when available), else
-    ``str(torch.device(device))`` without asking for CUDA (``model_info`` may run on a
-    machine without the GPU that will run the units)."""
-    if device == "auto":
-        return str(resolve_device("auto"))
-    if not (isinstance(device, str) and re.fullmatch(r"cpu|cuda(:\d+)?", device)):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
-    return str(torch.device(device))
-
-
-def key_dtype(dtype, device: str) -> str:
-    """The dtype name a key names (``"auto"``: bfloat16 on cuda, float32 on cpu)."""
-    if dtype == "auto":
-        return "bfloat16" if device.startswith("cuda") else "float32"
-    return str(resolve_dtype(dtype, torch.device("cpu"))).removeprefix("torch.")
-
-
 def pipeline_info(path: Path, kind: str, dtype: str, device: str, offload: str) -> ModelInfo:
     """The cache key and weight memory of pipeline ``kind`` in ``path`` (absolute)."""
     options = () if offload == "none" else (("offload", offload),)

@@ -26,7 +26,8 @@ def _rate_panel(ax, rows, key, schemes, channel, colors):
     snrs = [r["snr_db"] for r in rows]
     grid = np.arange(min(snrs) - 1.0, max(snrs) + 1.0001, 0.25)
     for name, color in colors.items():
-        pts = [r for r in rows if r["scheme"] == name]
+        # points skipped by an early stop have no measured value: not drawn (never as 0)
+        pts = [r for r in rows if r["scheme"] == name and r[key] is not None]
         if not pts:
             continue
         x = np.array([r["snr_db"] for r in pts])

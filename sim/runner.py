@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
+import os
 import sys
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from pathlib import Path
 
 from tqdm import tqdm
 
 from . import __version__
 from .errors import UserError
-from .executors import LocalExecutor, make_executor
+from .executors import LocalExecutor, RayExecutor, _die_with_parent, make_executor
 from .metrics import resolve_metrics
 from .model_plan import loading_lines, order_units
 from .outputs import clean_temps, folder_lock, make_folder, refuse_links, remove_tree, safe_dir
@@ -19,8 +23,10 @@ from .scenario import Scenario, validate
 from .schemes import SCHEMES
 from .seeding import RunContext
 from .store import ResultsStore, unusable
-from .summary import summarize, summary_fields, timings, write_summary, write_timings
-from .units import FILE_FIELDS, Unit, file_digests, fingerprint, plan_units, unit_fingerprints
+from .summary import (skipped_points, summarize, summary_fields, timings, write_summary,
+                      write_timings)
+from .units import (FILE_FIELDS, Unit, file_digests, fingerprint, plan_units, run_kept,
+                    unit_fingerprints)
 
 STORE_NAME = "results.sqlite"
 #: the store and the files SQLite keeps next to it (it would follow a link there)
@@ -102,7 +108,7 @@ def _changed(old: Scenario | None, sc: Scenario, stale: list[Unit],
             parts.append(f"videos[{label}]")
         elif label in (files or {}) or label in (old_files or {}):
             parts += filter(None, [_file_changes(label, old_files or {}, files or {})])
-    if sc.kind == "link" and old.monte_carlo != sc.monte_carlo:
+    if sc.kind == "link" and old.monte_carlo.link_parameters() != sc.monte_carlo.link_parameters():
         parts.append("monte_carlo")
     return ", ".join(parts) or "parameters"
 
@@ -318,6 +324,11 @@ def _execute(sc: Scenario, out: Path, ex, fresh: bool, progress: bool) -> None:
     store, pending = open_store(sc, out, fresh)
     skip = unavailable_schemes(sc)
     try:
+        waves = sc.kind == "link" and sc.monte_carlo.stops_early()
+        # the sweep's finished units (what stops a scheme early), read only when needed
+        todo = {u.unit_id for u in pending}
+        finished_ids = {u.unit_id for u in plan_units(sc)} - todo if waves else set()
+        done = [r for r in store.rows() if r["unit_id"] in finished_ids] if waves else []
         pending = order_units(sc, [u for u in pending if u.scheme not in skip])
         _say_loading(sc, pending, ex)
         blob = sc.model_dump_json()
@@ -325,11 +336,143 @@ def _execute(sc: Scenario, out: Path, ex, fresh: bool, progress: bool) -> None:
         with tqdm(total=len(pending), desc=sc.name, unit="unit", file=sys.stderr,
                   mininterval=0.1 if sys.stderr.isatty() else 30.0,
                   disable=not progress or not pending) as bar:
-            for row in ex.run(blob, pending):
+            table = ProgressTable(sc) if progress and pending and sc.kind == "link" else None
+
+            def finished(row: dict) -> None:
                 store.add(row)
+                if waves:
+                    done.append(row)
                 bar.set_postfix_str(f"{row['scheme']} @ {row['snr_db']:g} dB", refresh=False)
                 bar.update()
+                if table:
+                    table.unit(row)
+
+            if waves:
+                _run_in_waves(sc, ex, blob, pending, done, finished, bar, table)
+            else:
+                for row in ex.run(blob, pending):
+                    finished(row)
     finally:
         store.close()
         if (out / STORE_NAME).exists():
             finalize(out)
+
+
+def _run_in_waves(sc: Scenario, ex, blob: str, pending: list[Unit], done: list[dict],
+                  finished, bar, table) -> None:
+    """A link sweep that stops early: wave after wave, each scheme not yet stopped runs
+    its lowest pending SNR point (the schemes in parallel), and after each wave the
+    points a lower one of the same scheme stopped are skipped (:func:`skipped_points`,
+    from the scheme's stored units, ``done``, this run's and a resumed run's). So the
+    skips depend on the units' results only, never on the executor, its workers or
+    the order units finish in; a skipped point is never computed."""
+    left = list(pending)
+    with _wave_runner(ex) as run_wave:
+        while left:
+            skipped = skipped_points(sc, done)
+            now = [u for u in left if (u.scheme, u.snr_db) in skipped]
+            order = {name: i for i, name in enumerate(dict.fromkeys(u.scheme for u in left))}
+            for u in sorted(now, key=lambda u: (order[u.scheme], u.snr_db)):
+                bar.set_postfix_str(f"{u.scheme} @ {u.snr_db:g} dB skipped", refresh=False)
+                bar.update()
+                if table:
+                    table.skipped(u, skipped[(u.scheme, u.snr_db)])
+            left = [u for u in left if (u.scheme, u.snr_db) not in skipped]
+            wave: dict[str, Unit] = {}
+            for u in left:  # scheme by scheme, as order_units put them
+                if u.scheme not in wave or u.snr_db < wave[u.scheme].snr_db:
+                    wave[u.scheme] = u
+            if not wave:
+                return
+            for row in run_wave(blob, list(wave.values()), frozenset(u.scheme for u in left)):
+                finished(row)
+            ran = set(wave.values())
+            left = [u for u in left if u not in ran]
+
+
+@contextmanager
+def _wave_runner(ex):
+    """``run_wave(blob, units, keep)`` for :func:`_run_in_waves`, yielding each unit's
+    row as it finishes, on executor ``ex`` started once for every wave: a local pool
+    keeps its workers (started anew per wave they would cost seconds each; ``keep``,
+    the schemes of the units still to come, tells them what to keep loaded, as
+    :func:`~lgvsc.sim.units.run_kept` does in :meth:`LocalExecutor.run`), Ray is
+    started once with the settings its executor would use (each wave's
+    :meth:`RayExecutor.run` joins it); in-process waves cost nothing to start."""
+    if isinstance(ex, LocalExecutor) and ex.workers > 1:
+        ctx = mp.get_context("spawn")
+        with ProcessPoolExecutor(ex.workers, mp_context=ctx, initializer=_die_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
+            def run_wave(blob, units, keep):
+                pending = {pool.submit(run_kept, blob, u, keep, 1) for u in units}
+                try:
+                    while pending:
+                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        for f in done:
+                            yield f.result()
+                finally:
+                    for f in pending:
+                        f.cancel()
+
+            yield run_wave
+        return
+    run_wave = lambda blob, units, keep: ex.run(blob, units)  # noqa: E731
+    if not isinstance(ex, RayExecutor):
+        yield run_wave
+        return
+    try:
+        import ray
+    except ImportError:  # the executor's run says what is missing
+        yield run_wave
+        return
+    if ray.is_initialized():
+        yield run_wave
+        return
+    kw = dict(address=ex.address) if ex.address else dict(num_cpus=ex.workers)
+    ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False, **kw)
+    try:
+        yield run_wave
+    finally:
+        ray.shutdown()
+
+
+#: a link unit's stop reason as the progress table says it
+_STATUS = {"target_block_errors": "reached target block errors",
+           "max_batches": "reached max batches"}
+
+
+class ProgressTable:
+    """The per-SNR table a link sweep prints on stderr while it runs, as Sionna's
+    ``sim_ber`` does: a header, then one line per finished (or skipped) unit, written
+    with ``tqdm.write`` so that the progress bar stays whole."""
+
+    HEADS = ("SNR [dB]", "bit errors", "bits", "BER", "block errors", "blocks", "BLER",
+             "iterations", "time [s]")
+
+    def __init__(self, sc: Scenario, write=None):
+        self.write = write or (lambda line: tqdm.write(line, file=sys.stderr))
+        self.width = max([len(e["name"]) for e in sc.schemes] + [len("scheme")])
+        self.widths = [max(len(h), 10) for h in self.HEADS]
+        head = self._line("scheme", self.HEADS, "status")
+        self.write(head)
+        self.write("-" * len(head))
+
+    def _line(self, scheme: str, cells, status: str) -> str:
+        return " | ".join([f"{scheme:<{self.width}}"]
+                          + [f"{c:>{w}}" for c, w in zip(cells, self.widths)] + [status])
+
+    def unit(self, row: dict) -> None:
+        """The line of a finished link unit (its stored row)."""
+        bits, blocks = row["bits"] or 0, row["blocks"] or 0
+        iters = (row.get("extra") or {}).get("iterations_mean")
+        cells = (f"{row['snr_db']:g}", str(row["bit_errors"]), str(bits),
+                 f"{row['bit_errors'] / bits:.4e}" if bits else "-", str(row["block_errors"]),
+                 str(blocks), f"{row['block_errors'] / blocks:.4e}" if blocks else "-",
+                 "-" if iters is None else f"{float(iters):.1f}", f"{row['wall_s'] or 0:.2f}")
+        reason = row.get("stop_reason") or ""
+        self.write(self._line(row["scheme"], cells, _STATUS.get(reason, reason)))
+
+    def skipped(self, unit: Unit, reason: str) -> None:
+        """The line of a point an early stop skipped (``reason``: its stop_reason)."""
+        cells = (f"{unit.snr_db:g}",) + ("-",) * (len(self.HEADS) - 1)
+        self.write(self._line(unit.scheme, cells, reason))

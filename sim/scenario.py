@@ -28,10 +28,10 @@ import inspect
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr,
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, StrictBool,
                       ValidationError, field_validator, model_validator)
 
 from ..link.channels import CHANNELS
@@ -89,6 +89,25 @@ class MonteCarloSpec(Strict):
     max_batches: int = Field(100, gt=0, description="stop after this many batches")
     target_block_errors: int | None = Field(100, gt=0, description="stop once reached")
     trials: int = Field(1, gt=0, description="independent trials per unit (video)")
+    stop_at_zero_errors: StrictBool = Field(
+        False, description="link: once a point of a scheme saw no block error in its whole "
+        "budget, that scheme's higher SNR points are skipped (as Sionna's sim_ber)")
+    min_bler: float | None = Field(
+        None, gt=0, lt=1, description="link: once a point's BLER falls below this, that "
+        "scheme's higher SNR points are skipped")
+
+    #: how a sweep is cut short, not what any unit computes: outside unit fingerprints
+    SWEEP_STOP: ClassVar[tuple[str, ...]] = ("stop_at_zero_errors", "min_bler")
+
+    def stops_early(self) -> bool:
+        """Whether a link sweep may skip SNR points (:data:`SWEEP_STOP`)."""
+        return self.stop_at_zero_errors or self.min_bler is not None
+
+    def link_parameters(self) -> dict[str, Any]:
+        """What a link unit's result depends on: everything but the video ``trials``
+        and the sweep stop options."""
+        return {k: v for k, v in self.model_dump(mode="json").items()
+                if k != "trials" and k not in self.SWEEP_STOP}
 
 
 class StatisticsSpec(Strict):
@@ -141,6 +160,10 @@ class Scenario(Strict):
                 if getattr(self, key):
                     raise ValueError(f"{key}: only video scenarios take {key}")
             return self
+        for key in MonteCarloSpec.SWEEP_STOP:  # set to anything but its default
+            if getattr(self.monte_carlo, key) not in (False, None):
+                raise ValueError(f"monte_carlo.{key}: only link scenarios take {key} (a video "
+                                 "sweep runs every SNR point)")
         if not self.videos:
             raise ValueError("videos: a video scenario needs at least one video")
         labels = [v.label() for v in self.videos]
@@ -182,7 +205,9 @@ class Scenario(Strict):
         of the unit's identity; the SNR list, the trial count, the other schemes and
         videos are not, so a sweep can grow without recomputing what it holds. Neither
         are the name, description, executor, ``failure`` or ``statistics``, which only
-        change how stored units are summarised."""
+        change how stored units are summarised, nor the sweep stop options
+        (``monte_carlo.stop_at_zero_errors`` / ``min_bler``), which only decide which
+        units run."""
         d = self.model_dump(mode="json")
         ch = {k: v for k, v in d["channel"].items() if k != "snr_db"}
         out = {k: d[k] for k in ("kind", "seed", "device", "precision")}
@@ -190,7 +215,7 @@ class Scenario(Strict):
         # where a unit runs (Ray resources) is no parameter of its result
         out.update(channel=ch, scheme={k: v for k, v in entry.items() if k != "resources"})
         if self.kind == "link":
-            out["monte_carlo"] = {k: v for k, v in d["monte_carlo"].items() if k != "trials"}
+            out["monte_carlo"] = self.monte_carlo.link_parameters()
         else:
             out.update(video=self.video(video).model_dump(mode="json"), metrics=d["metrics"])
         return out

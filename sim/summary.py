@@ -1,6 +1,8 @@
 """``summary.csv``: one row per scheme x SNR, the schema every plot reads.
 
-Link scenarios: pooled counts and rates. The BLER interval is Clopper-Pearson
+Link scenarios: pooled counts and rates; SNR points skipped by an early stop
+(``monte_carlo.stop_at_zero_errors`` / ``min_bler``, :func:`skipped_points`) are
+rows with their ``stop_reason`` and empty measured columns. The BLER interval is Clopper-Pearson
 over blocks (independent by construction: a block never shares a codeword or
 a fade with another). The BER interval is Clopper-Pearson over bits only where
 bit errors are independent (uncoded BPSK/QPSK on AWGN, ``ber_ci_over=bits``);
@@ -181,16 +183,81 @@ def shown(row: dict, metric: str, failure: str) -> tuple[float | None, float | N
     return value, row.get(f"{key}_lo"), row.get(f"{key}_hi"), 0 < outage
 
 
+def _short_e(v: float) -> str:
+    """``v`` in e-notation with the fewest digits that give it back (1e-03, 2.5e-03)."""
+    for p in range(16):
+        text = f"{v:.{p}e}"
+        if float(text) == v:
+            return text
+    return repr(v)
+
+
+def stop_trigger(mc, row: dict) -> str | None:
+    """Why stored link unit ``row`` stops its scheme's sweep under the Monte-Carlo
+    settings ``mc`` (``stop_at_zero_errors``, ``min_bler``), else None:
+    ``no block errors`` or ``BLER 3.1e-04 < min_bler 1e-03``."""
+    errors, blocks = int(row["block_errors"] or 0), int(row["blocks"] or 0)
+    if blocks <= 0:
+        return None
+    if mc.stop_at_zero_errors and errors == 0:
+        return "no block errors"
+    bler = errors / blocks
+    if mc.min_bler is not None and bler < mc.min_bler:
+        for p in range(1, 8):  # enough digits that the shown BLER is below the bound too
+            shown = f"{bler:.{p}e}"
+            if float(shown) < mc.min_bler:
+                break
+        return f"BLER {shown} < min_bler {_short_e(mc.min_bler)}"
+    return None
+
+
+def skipped_points(sc: Scenario, rows: list[dict]) -> dict[tuple[str, float], str]:
+    """{(scheme, SNR): ``skipped: <why> at <SNR> dB``} of a link sweep that stops early
+    (``monte_carlo.stop_at_zero_errors`` / ``min_bler``): per scheme, in ascending SNR
+    order, every planned point without a stored unit above the lowest stored point
+    that triggered the stop (:func:`stop_trigger`; its SNR is the one named). Decided
+    from the scheme's stored units alone, so the same units give the same skips
+    whichever executor, worker count or order computed them; stored units above the
+    trigger (from a run without the options) stay results, never skipped."""
+    if sc.kind != "link" or not sc.monte_carlo.stops_early():
+        return {}
+    have = {(r["scheme"], float(r["snr_db"])): r for r in rows}
+    out = {}
+    for entry in sc.schemes:
+        name, why = entry["name"], None
+        for snr in sorted(float(s) for s in sc.channel.snr_db):
+            r = have.get((name, snr))
+            if r is None:
+                if why is not None:
+                    out[(name, snr)] = why
+            elif why is None:
+                trigger = stop_trigger(sc.monte_carlo, r)
+                if trigger is not None:
+                    why = f"skipped: {trigger} at {snr:g} dB"
+    return out
+
+
 def summarize_link(sc: Scenario, rows: list[dict]) -> list[dict]:
-    """One row per scheme x SNR with pooled counts, rates and Clopper-Pearson intervals."""
+    """One row per scheme x SNR with pooled counts, rates and Clopper-Pearson intervals;
+    an SNR point skipped by an early stop (:func:`skipped_points`) is a row with its
+    ``stop_reason``, ``units`` 0, the theory columns and no measured numbers."""
     groups = _groups(rows)
+    skipped = skipped_points(sc, rows)
     schemes = scheme_objects(sc)
     conf = sc.statistics.confidence
     out = []
     for entry in sc.schemes:
         name, obj = entry["name"], schemes[entry["name"]]
         limit = obj.shannon_limit_db()
-        for snr in sorted(s for (n, s) in groups if n == name):
+        for snr in sorted({s for (n, s) in groups if n == name}
+                          | {s for (n, s) in skipped if n == name}):
+            if (name, snr) in skipped:
+                theo = obj.theory(snr, sc.channel.type)
+                out.append(dict(scheme=name, type=entry["type"], channel=sc.channel.type,
+                                snr_db=snr, units=0, stop_reason=skipped[(name, snr)],
+                                ber_theory=theo["ber"], bler_theory=theo["bler"],
+                                shannon_limit_db=limit))
+                continue
             g = groups[(name, snr)]
             c = {f: sum(r[f] or 0 for r in g) for f in COUNT_FIELDS}
             theo = obj.theory(snr, sc.channel.type)

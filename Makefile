@@ -15,6 +15,9 @@ NTSCC_DEPS := torch-geometric==2.8.1 einops pandas pybind11 tomli wheel
 NTSCC  := compressai==1.2.8
 NTSCC_KEY := $(shell echo "$(NTSCC_DEPS) $(NTSCC)" | sha256sum | cut -c1-12)
 DEMO_SCENARIO ?= scenarios/quickstart.yaml
+# compile the fast LDPC decoder once per machine (numba's on-disk cache; ~10 s the
+# first time, well under a second after)
+WARM   := $(BIN)/python -c "from lgvsc.link.ldpc_fast import warm_up; warm_up()"
 
 .PHONY: demo test gpu-check bench clean-venv
 
@@ -32,6 +35,7 @@ $(VENV)/.installed-%-$(KEY): $(VENV)/.torch
 	touch $@
 
 demo: $(VENV)/.installed-video-$(KEY)
+	$(WARM)
 	$(BIN)/lgvsc run $(DEMO_SCENARIO)
 
 $(VENV)/.ntscc-$(NTSCC_KEY): $(VENV)/.torch
@@ -41,6 +45,7 @@ $(VENV)/.ntscc-$(NTSCC_KEY): $(VENV)/.torch
 	touch $@
 
 test: $(VENV)/.installed-dev,video,hf,ray-$(KEY) $(VENV)/.ntscc-$(NTSCC_KEY)
+	$(WARM)
 	$(BIN)/python -m pytest -q
 
 # every real-tier path on tiny models built in code: CUDA in bfloat16 when available,
@@ -49,7 +54,9 @@ gpu-check: $(VENV)/.installed-dev,video,hf,ray-$(KEY) $(VENV)/.ntscc-$(NTSCC_KEY
 	$(BIN)/python -m lgvsc.sim.gpu_check $(GPU_CHECK_ARGS)
 
 bench: $(VENV)/.installed-video-$(KEY)
+	$(WARM)
 	$(BIN)/python bench/link_throughput.py
+	$(BIN)/python bench/bler_curve.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
+
+from .ldpc_fast import CN_RULES, SCHEDULES, FastLDPC5GDecoder
 
 #: 5G NR LDPC limits (38.212): largest info block (base graph 1)
 LDPC_MAX_K = 8448
@@ -63,38 +67,111 @@ def ldpc_codeword_length(k: int, rate: float, m: int) -> int:
     return n
 
 
+#: check-node rules each decoder takes; ``sum-product`` and ``boxplus-phi`` name the
+#: same exact rule, each decoder accepts the other's name for it
+SIONNA_CN_UPDATES = ("boxplus-phi", "boxplus", "minsum", "offset-minsum")
+DECODERS = ("auto", "fast", "sionna")
+_SAME_RULE = {"sum-product": "boxplus-phi", "boxplus-phi": "sum-product"}
+
+
+@dataclass(frozen=True)
+class LDPCDecoding:
+    """How 5G LDPC codewords are decoded (fixed settings, validated).
+
+    :param decoder: ``"fast"`` (compiled CPU decoder, :mod:`~lgvsc.link.ldpc_fast`),
+        ``"sionna"`` (Sionna's PyTorch decoder: the GPU path) or ``"auto"``: fast on
+        a CPU device, Sionna on CUDA.
+    :param iterations: most BP iterations per codeword.
+    :param cn_update: check-node rule; fast: ``sum-product`` (default),
+        ``normalized-min-sum``, ``offset-min-sum``; Sionna: ``boxplus-phi``
+        (default), ``boxplus``, ``minsum``, ``offset-minsum``.
+    :param schedule: fast only: ``layered`` (default) or ``flooding`` (Sionna's).
+    :param alpha: fast normalized min-sum factor (default 0.75 flooding, 0.7 layered).
+    :param beta: fast offset min-sum offset (default 0.5, as Sionna's offset-minsum).
+    :param early_stop: fast only: stop a codeword at a zero syndrome.
+    """
+
+    decoder: str = "auto"
+    iterations: int = 20
+    cn_update: str | None = None
+    schedule: str | None = None
+    alpha: float | None = None
+    beta: float | None = None
+    early_stop: bool = True
+
+    def __post_init__(self):
+        if self.decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {self.decoder!r}")
+        if isinstance(self.iterations, bool) or int(self.iterations) != self.iterations \
+                or self.iterations < 1:
+            raise ValueError(f"iterations must be an integer >= 1, got {self.iterations!r}")
+
+    def resolved(self, device: str = "cpu") -> "LDPCDecoding":
+        """The settings with ``auto`` and every default filled in for ``device``;
+        raises ``ValueError`` naming the parameter for a setting the decoder lacks."""
+        dec = self.decoder
+        if dec == "auto":
+            dec = "sionna" if str(device).startswith("cuda") else "fast"
+        rules = CN_RULES if dec == "fast" else SIONNA_CN_UPDATES
+        rule = self.cn_update or rules[0]
+        if rule not in rules:
+            rule = _SAME_RULE.get(rule, rule)
+        if rule not in rules:
+            raise ValueError(f"cn_update must be one of {', '.join(rules)} for decoder {dec!r}, "
+                             f"got {self.cn_update!r}")
+        if dec == "sionna":
+            for name in ("schedule", "alpha", "beta"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name} applies to decoder 'fast' only (Sionna's decoder "
+                                     f"floods, with its own rules), got {getattr(self, name)!r}")
+            return replace(self, decoder=dec, cn_update=rule, early_stop=False)
+        schedule = self.schedule or "layered"
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
+        return replace(self, decoder=dec, cn_update=rule, schedule=schedule)
+
+    def label(self) -> str:
+        """e.g. ``fast layered sum-product 20 it, early stop``."""
+        parts = [self.decoder] + ([self.schedule] if self.schedule else []) + [
+            f"{self.cn_update}", f"{self.iterations} it"]
+        return " ".join(p for p in parts if p) + (", early stop" if self.early_stop else "")
+
+
 class LDPCCode:
-    """5G NR LDPC (Sionna) with rate matching and the 38.212 bit interleaver.
+    """5G NR LDPC (Sionna's encoder) with rate matching and the 38.212 bit interleaver,
+    decoded by the fast compiled decoder or by Sionna's.
 
     :param k: Information bits per codeword (12 .. 8448; at most
         :func:`max_block_for_rate` at ``rate``).
     :param rate: Target code rate in [1/5, 0.95]; the realised rate is ``k / n``
         (:func:`ldpc_codeword_length`).
     :param m: Bits per symbol, for the rate-matching interleaver.
-    :param iterations: Belief-propagation iterations.
-    :param cn_update: Sionna check-node rule: ``"boxplus-phi"`` (exact BP),
-        ``"boxplus"``, ``"minsum"`` or ``"offset-minsum"`` (cheaper, ~0.2-0.5 dB worse).
+    :param decoding: :class:`LDPCDecoding` (default: ``auto``, 20 iterations).
+
+    :attr:`last_iterations`: [B] int, the iterations each codeword of the last
+    :meth:`decode` ran (Sionna's decoder always runs all of them).
     """
 
-    CN_UPDATES = ("boxplus-phi", "boxplus", "minsum", "offset-minsum")
-
-    def __init__(self, k: int, rate: float, m: int, iterations: int = 20,
-                 cn_update: str = "boxplus-phi", precision: str = "single", device: str = "cpu"):
+    def __init__(self, k: int, rate: float, m: int, decoding: LDPCDecoding | None = None,
+                 precision: str = "single", device: str = "cpu"):
         if not LDPC_MIN_RATE <= rate <= LDPC_MAX_RATE:
             raise ValueError(f"rate must be in [{LDPC_MIN_RATE}, {LDPC_MAX_RATE}], got {rate}")
         if not LDPC_MIN_K <= k <= max_block_for_rate(rate):
             raise ValueError(f"k must be in [{LDPC_MIN_K}, {max_block_for_rate(rate)}] at rate "
                              f"{rate:.4g} (5G base graphs), got {k}")
-        if iterations < 1:
-            raise ValueError(f"iterations must be >= 1, got {iterations}")
-        if cn_update not in self.CN_UPDATES:
-            raise ValueError(f"cn_update must be one of {', '.join(self.CN_UPDATES)}, got {cn_update!r}")
+        d = self.decoding = (decoding or LDPCDecoding()).resolved(device)
         self.k = k
         self.n = ldpc_codeword_length(k, rate, m)
         self._enc = LDPC5GEncoder(k, self.n, num_bits_per_symbol=m,
                                   precision=precision, device=device, check_input=False)
-        self._dec = LDPC5GDecoder(self._enc, cn_update=cn_update, num_iter=iterations, hard_out=True,
-                                  return_infobits=True, precision=precision, device=device)
+        if d.decoder == "fast":
+            self._dec = FastLDPC5GDecoder(self._enc, d.schedule, d.cn_update, d.iterations,
+                                          d.alpha, d.beta, d.early_stop)
+        else:
+            self._dec = LDPC5GDecoder(self._enc, cn_update=d.cn_update, num_iter=d.iterations,
+                                      hard_out=True, return_infobits=True, precision=precision,
+                                      device=device)
+        self.last_iterations = np.zeros(0, dtype=np.int32)
 
     def encode(self, u: torch.Tensor) -> torch.Tensor:
         """[..., k] float bits -> [..., n] float bits."""
@@ -102,11 +179,20 @@ class LDPCCode:
 
     def decode(self, llr: torch.Tensor) -> torch.Tensor:
         """[..., n] LLRs (log p1/p0) -> [..., k] hard bits (float)."""
-        return self._dec(llr)
+        out = self._dec(llr)
+        if self.decoding.decoder == "fast":
+            self.last_iterations = self._dec.last_iterations
+        else:
+            blocks = llr.numel() // max(self.n, 1)
+            self.last_iterations = np.full(blocks, self.decoding.iterations, dtype=np.int32)
+        return out
 
 
 class NoCode:
     """Uncoded transmission: ``n = k`` (k a multiple of ``m``), hard decisions."""
+
+    #: no iterative decoder
+    last_iterations = None
 
     def __init__(self, k: int, m: int):
         if k < 1 or k % m:

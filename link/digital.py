@@ -20,11 +20,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from sionna.phy.fec.crc import CRCDecoder, CRCEncoder
 
 from .channels import Channel
-from .code import (LDPC_MAX_K, LDPC_MAX_RATE, LDPC_MIN_K, LDPC_MIN_RATE, LDPCCode, NoCode,
+from .code import (LDPC_MAX_K, LDPC_MAX_RATE, LDPC_MIN_K, LDPC_MIN_RATE, LDPCCode, LDPCDecoding, NoCode,
                    ldpc_codeword_length, max_block_for_rate)
 from .modem import Modem, bits_per_symbol
 
@@ -39,7 +40,8 @@ class BlockResult:
     ``u_hat`` [B, k] float hard bits; ``raw_bit_errors`` / ``coded_bits``: hard
     decisions on the channel LLRs before decoding; ``channel_uses``: complex
     symbols sent; ``finite`` [B] bool: the block's LLRs and decoded bits were
-    all finite (None: not checked; a non-finite block is a failed block).
+    all finite (None: not checked; a non-finite block is a failed block);
+    ``iterations`` [B] int: decoder iterations per block (None: no iterative decoder).
     """
 
     u_hat: torch.Tensor
@@ -47,6 +49,7 @@ class BlockResult:
     coded_bits: int
     channel_uses: int
     finite: torch.Tensor | None = None
+    iterations: np.ndarray | None = None
 
 
 def finite_blocks(*tensors: torch.Tensor) -> torch.Tensor:
@@ -89,7 +92,8 @@ class BlockLink:
         llr = self.modem.demodulate(y, h, no)
         raw = int(((llr > 0).to(c.dtype) != c).sum())
         u_hat = self.code.decode(llr)
-        return BlockResult(u_hat, raw, c.numel(), x.numel(), finite_blocks(llr, u_hat))
+        return BlockResult(u_hat, raw, c.numel(), x.numel(), finite_blocks(llr, u_hat),
+                           self.code.last_iterations)
 
 
 @dataclass
@@ -97,7 +101,8 @@ class DigitalResult:
     """What the digital pipe delivers.
 
     ``bits``: [L] uint8 decoded payload (errors included); ``crc_ok``: [C] bool,
-    what the receiver knows; the rest are simulator-side counts.
+    what the receiver knows; the rest are simulator-side counts (``iterations``:
+    decoder iterations summed over the blocks, None when uncoded).
     """
 
     bits: torch.Tensor
@@ -107,6 +112,7 @@ class DigitalResult:
     raw_bit_errors: int
     bit_errors: int
     block_errors: int
+    iterations: int | None = None
 
     @property
     def num_blocks(self) -> int:
@@ -123,13 +129,14 @@ class DigitalPipe:
         by :func:`~lgvsc.link.code.max_block_for_rate`: 3840 at rates <= 1/4 and
         3824 below 1/3, where 5G must use base graph 2).
     :param crc: Per-block CRC polynomial (Sionna names) or ``"none"``.
-    :param iterations: BP iterations.
-    :param cn_update: check-node rule (see :class:`~lgvsc.link.code.LDPCCode`).
+    :param decoding: :class:`~lgvsc.link.code.LDPCDecoding` (decoder, iterations,
+        check-node rule, schedule; default ``auto``: the fast decoder on a CPU).
     """
 
     def __init__(self, modulation: str = "qpsk", coding: str = "ldpc5g", rate: float = 0.5,
-                 max_block: int = LDPC_MAX_K, crc: str = "CRC24B", iterations: int = 20,
-                 cn_update: str = "boxplus-phi", demapping: str = "app", precision: str = "single", device: str = "cpu"):
+                 max_block: int = LDPC_MAX_K, crc: str = "CRC24B",
+                 decoding: LDPCDecoding | None = None, demapping: str = "app",
+                 precision: str = "single", device: str = "cpu"):
         self.m = bits_per_symbol(modulation)
         if coding not in ("ldpc5g", "uncoded"):
             raise ValueError(f"coding must be 'ldpc5g' or 'uncoded', got {coding!r}")
@@ -143,7 +150,7 @@ class DigitalPipe:
         if coding == "ldpc5g":  # below rate 1/3 only base graph 2 works: <= 3840 / 3824 bits
             max_block = min(max_block, max_block_for_rate(rate))
         self.coding, self.rate, self.max_block, self.crc = coding, rate, max_block, crc
-        self.iterations, self.cn_update = iterations, cn_update
+        self.decoding = (decoding or LDPCDecoding()).resolved(device)
         self._opts = dict(precision=precision, device=device)
         self.modem = Modem(modulation, demapping, **self._opts)
         self._links: dict[int, BlockLink] = {}
@@ -179,7 +186,7 @@ class DigitalPipe:
 
     def _link(self, k: int) -> BlockLink:
         if k not in self._links:
-            code = (LDPCCode(k, self.rate, self.m, self.iterations, self.cn_update, **self._opts)
+            code = (LDPCCode(k, self.rate, self.m, self.decoding, **self._opts)
                     if self.coding == "ldpc5g" else NoCode(k, self.m))
             self._links[k] = BlockLink(code, self.modem)
         return self._links[k]
@@ -218,5 +225,6 @@ class DigitalPipe:
             ok = ok & res.finite.reshape(c).to(ok.device)
         wrong = u_hat != u
         out = u_hat.reshape(-1)[:num].to(torch.uint8)
+        its = None if res.iterations is None else int(np.sum(res.iterations))
         return DigitalResult(out, ok, res.channel_uses, res.coded_bits, res.raw_bit_errors,
-                             int(wrong.reshape(-1)[:num].sum()), int(wrong.any(dim=1).sum()))
+                             int(wrong.reshape(-1)[:num].sum()), int(wrong.any(dim=1).sum()), its)

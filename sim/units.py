@@ -270,6 +270,7 @@ def run_link_unit(blob: str, unit: Unit) -> dict:
     no = snr_db_to_no(unit.snr_db)
     counts = dict(bits=0, bit_errors=0, blocks=0, block_errors=0, raw_bits=0,
                   raw_bit_errors=0, channel_uses=0, batches=0)
+    iters = 0  # decoder iterations summed over blocks (None: no iterative decoder)
     sq = 0  # sum over blocks of (bit errors in the block)^2: the BER interval's cluster term
     stop = "max_batches"
     t0 = time.perf_counter()
@@ -288,12 +289,15 @@ def run_link_unit(blob: str, unit: Unit) -> dict:
         counts["raw_bit_errors"] += res.raw_bit_errors
         counts["channel_uses"] += res.channel_uses
         counts["batches"] += 1
+        iters = None if res.iterations is None or iters is None else iters + int(res.iterations.sum())
         if mc.target_block_errors and counts["block_errors"] >= mc.target_block_errors:
             stop = "target_block_errors"
             break
     return dict(asdict(unit), unit_id=unit.unit_id, seed=seed, stop_reason=stop,
                 wall_s=time.perf_counter() - t0, failed=0,
-                extra=dict(bit_errors_sq=sq, block_bits=link.k), **counts)
+                extra=dict(bit_errors_sq=sq, block_bits=link.k,
+                           iterations_mean=None if iters is None else iters / counts["blocks"]),
+                **counts)
 
 
 def run_video_unit(blob: str, unit: Unit) -> dict:
@@ -321,7 +325,8 @@ def run_video_unit(blob: str, unit: Unit) -> dict:
                 metrics=scores, failed=int(tx.failed), failure=tx.failure_text() or None,
                 **tx.counts,
                 extra=dict(tx.extra, payload_bits=tx.payload_bits, frames=f, height=h,
-                           width=w, transmit_s=t1 - t0, failed_parts=list(tx.failures)))
+                           width=w, transmit_s=t1 - t0, failed_parts=list(tx.failures),
+                           iterations_mean=tx.iterations_mean))
 
 
 def _check_budget(unit: Unit, target: int | None, spent: int) -> None:

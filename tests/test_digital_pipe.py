@@ -71,7 +71,7 @@ def test_ldpc_waterfall_and_normal_approximation():
     """k=1024, rate 1/2, 16-QAM: BLER falls with SNR, no errors well above the
     waterfall, and at a waterfall point it is not (significantly) below the
     normal approximation, which bounds any code of that length."""
-    link = BlockLink(LDPCCode(1024, 0.5, 4, 20), Modem("qam16"))
+    link = BlockLink(LDPCCode(1024, 0.5, 4), Modem("qam16"))
     n_uses = link.n // 4
     blocks = 150
     errs = [_bler(link, s, blocks, 10 + i) for i, s in enumerate([4.5, 5.5, 6.5])]

@@ -11,6 +11,7 @@ import torch
 
 from conftest import small_link_scenario
 from lgvsc.link.channels import AWGN, snr_db_to_no
+from lgvsc.link.code import LDPCDecoding
 from lgvsc.link.digital import DigitalPipe
 from lgvsc.sim import limits
 from lgvsc.sim.cli import main
@@ -285,13 +286,13 @@ def _pipe_bits(n=1500, seed=0):
 
 @pytest.mark.parametrize("no", [1e38, 10 ** 38.5])
 def test_pipe_at_extreme_noise_never_reports_ok(no):
-    pipe = DigitalPipe("qpsk", "ldpc5g", 0.5, max_block=512, iterations=5)
+    pipe = DigitalPipe("qpsk", "ldpc5g", 0.5, max_block=512, decoding=LDPCDecoding(iterations=5))
     with pytest.raises(ValueError, match="noise variance"):
         pipe(_pipe_bits(), AWGN(), no, torch.Generator().manual_seed(1))
 
 
 def test_pipe_at_the_noisiest_allowed_snr_fails_every_block():
-    pipe = DigitalPipe("qpsk", "ldpc5g", 0.5, max_block=512, iterations=5)
+    pipe = DigitalPipe("qpsk", "ldpc5g", 0.5, max_block=512, decoding=LDPCDecoding(iterations=5))
     res = pipe(_pipe_bits(), AWGN(), snr_db_to_no(-100.0), torch.Generator().manual_seed(1))
     assert res.num_blocks > 1 and not res.crc_ok.any()
 
@@ -300,7 +301,7 @@ def test_pipe_at_the_noisiest_allowed_snr_fails_every_block():
                                         ("none", "uncoded")])
 @pytest.mark.parametrize("poison", [NAN, INF])
 def test_non_finite_llr_block_fails(monkeypatch, crc, coding, poison):
-    pipe = DigitalPipe("qpsk", coding, 0.5, max_block=512, crc=crc, iterations=5)
+    pipe = DigitalPipe("qpsk", coding, 0.5, max_block=512, crc=crc, decoding=LDPCDecoding(iterations=5))
     demod = pipe.modem.demodulate
 
     def poisoned(y, h, no):
@@ -317,7 +318,7 @@ def test_non_finite_llr_block_fails(monkeypatch, crc, coding, poison):
 
 def test_all_nan_llrs_never_pass_the_crc(monkeypatch):
     """NaN LLRs decode to the all-zero word, whose CRC is valid: the block still fails."""
-    pipe = DigitalPipe("qpsk", "ldpc5g", 0.5, max_block=512, iterations=5)
+    pipe = DigitalPipe("qpsk", "ldpc5g", 0.5, max_block=512, decoding=LDPCDecoding(iterations=5))
     monkeypatch.setattr(pipe.modem, "demodulate",
                         lambda y, h, no: torch.full((y.shape[0], y.shape[1] * 2), math.nan))
     res = pipe(torch.zeros(1500, dtype=torch.int64), AWGN(), snr_db_to_no(10.0),

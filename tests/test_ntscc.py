@@ -12,6 +12,7 @@ import compressai  # noqa: E402,F401  (make test installs it: a missing one must
 
 from lgvsc.link.analog import AnalogPipe, AnalogResult  # noqa: E402
 from lgvsc.link.channels import AWGN  # noqa: E402
+from lgvsc.link.code import LDPCDecoding  # noqa: E402
 from lgvsc.link.digital import DigitalPipe  # noqa: E402
 from lgvsc.semantic.keyframe_codecs import KEYFRAME_CODECS, make_keyframe_codec  # noqa: E402
 from lgvsc.semantic.keyframe_codecs.ntscc import NTSCC  # noqa: E402
@@ -35,7 +36,7 @@ def _images(b=2, h=64, w=64, seed=0):
 
 
 def _codec(**kw):
-    kw.setdefault("digital", DigitalPipe("qpsk", "ldpc5g", 0.5, iterations=5))
+    kw.setdefault("digital", DigitalPipe("qpsk", "ldpc5g", 0.5, decoding=LDPCDecoding(iterations=5)))
     return NTSCC(arch="tiny", analog=AnalogPipe("zf"), **kw)
 
 

@@ -9,9 +9,12 @@ every ``*_cbr`` field is at most :data:`~lgvsc.sim.schemes.fields.MAX_CBR`.
 
 from __future__ import annotations
 
-from pydantic import (ConfigDict, Field, SerializerFunctionWrapHandler, ValidationInfo,
-                      field_validator, model_serializer)
+from typing import Literal
 
+from pydantic import (ConfigDict, Field, SerializerFunctionWrapHandler, StrictBool,
+                      ValidationInfo, field_validator, model_serializer, model_validator)
+
+from ...link.code import LDPCDecoding
 from ...link.registry import Registry
 from ..limits import InputModel
 from .fields import MAX_CBR
@@ -65,6 +68,37 @@ class SchemeConfig(InputModel):
                 and v > MAX_CBR:
             raise ValueError(f"a CBR must be <= {MAX_CBR:g} channel uses per pixel value")
         return v
+
+
+class DecodingConfig(SchemeConfig):
+    """A scheme that sends bits over 5G LDPC: how its codewords are decoded
+    (:class:`~lgvsc.link.code.LDPCDecoding`)."""
+
+    decoder: Literal["auto", "fast", "sionna"] = Field(
+        "auto", description="LDPC decoder: fast (compiled, CPU), sionna (PyTorch, the GPU "
+                            "path) or auto: fast on a CPU device, sionna on CUDA")
+    iterations: int = Field(20, gt=0, le=1000, description="most BP iterations (<= 1000)")
+    cn_update: str | None = Field(
+        None, description="check-node rule; fast: sum-product (default), normalized-min-sum, "
+                          "offset-min-sum; sionna: boxplus-phi (default), boxplus, minsum, "
+                          "offset-minsum (sum-product and boxplus-phi name the same rule)")
+    schedule: Literal["flooding", "layered"] | None = Field(
+        None, description="fast decoder: layered (default) or flooding (Sionna's schedule)")
+    alpha: float | None = Field(None, gt=0, le=1, description="normalized min-sum factor")
+    beta: float | None = Field(None, ge=0, lt=20, description="offset min-sum offset")
+    early_stop: StrictBool = Field(True, description="fast decoder: stop a codeword at a "
+                                                     "zero syndrome")
+
+    @model_validator(mode="after")
+    def _decoder_settings(self):
+        devices = {"auto": ("cpu", "cuda"), "fast": ("cpu",), "sionna": ("cuda",)}[self.decoder]
+        for device in devices:  # auto: valid whichever device resolves it
+            self.decoding().resolved(device)
+        return self
+
+    def decoding(self) -> LDPCDecoding:
+        return LDPCDecoding(self.decoder, self.iterations, self.cn_update, self.schedule,
+                            self.alpha, self.beta, self.early_stop)
 
 
 class Scheme:

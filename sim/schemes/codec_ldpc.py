@@ -73,7 +73,7 @@ from ...link.digital import DigitalPipe
 from ...link.modem import bits_per_symbol
 from .. import codecs
 from ..limits import InputModel
-from . import SCHEMES, SchemeConfig
+from . import SCHEMES, DecodingConfig
 from .fields import Modulation, Rate, parse_rate
 from .transmission import Transmission, VideoScheme
 
@@ -132,7 +132,7 @@ def paper_table1(codec: str) -> tuple[TableRow, ...]:
     return preset_rows("paper-table1", codec)
 
 
-class CodecLDPCConfig(SchemeConfig):
+class CodecLDPCConfig(DecodingConfig):
     codec: Literal["h264", "h265"]
     preset: Literal["paper-table1", "authors-code"] | None = Field(
         None, description="per-SNR settings preset")
@@ -151,7 +151,6 @@ class CodecLDPCConfig(SchemeConfig):
         "stream", description="charge the elementary stream or the whole mp4 file")
     max_block: int | None = Field(None, ge=64, le=LDPC_MAX_K,
                                   description="largest LDPC code block (bits, CRC included; default 8448)")
-    iterations: int = Field(20, gt=0, le=1000, description="BP iterations (<= 1000)")
     decode_timeout_s: float | None = Field(None, gt=0, le=86400, description="seconds (<= a day)")
 
     @model_validator(mode="after")
@@ -310,7 +309,7 @@ class CodecLDPC(VideoScheme):
         key = (rate, modulation, max_block)
         if key not in self._pipes:
             self._pipes[key] = DigitalPipe(
-                modulation, "ldpc5g", rate, max_block, iterations=self.cfg.iterations,
+                modulation, "ldpc5g", rate, max_block, decoding=self.cfg.decoding(),
                 precision=self.ctx.precision, device=self.ctx.device)
         return self._pipes[key]
 

@@ -68,7 +68,7 @@ from ...semantic.transmitter import (TransmitPlan, Transmitter, keyframes_for_bu
                                      keyframes_within)
 from ...semantic.world_models import WORLD_MODELS, make_world_model
 from ..errors import UserError
-from . import SCHEMES, SchemeConfig
+from . import SCHEMES, DecodingConfig
 from .fields import Modulation, Rate
 from .transmission import Transmission, VideoScheme
 
@@ -76,7 +76,7 @@ PRESETS = {"skim-sfa": dict(selector="skim", adapter="sfa"),
            "skem-dsa": dict(selector="skem", adapter="dsa")}
 
 
-class LGVSCConfig(SchemeConfig):
+class LGVSCConfig(DecodingConfig):
     preset: Literal["skim-sfa", "skem-dsa"] | None = None
     target_cbr: float = Field(gt=0)
     keyframes: int = Field(4, ge=2, description="K keyframes per video (first and last included)")
@@ -191,8 +191,8 @@ class LGVSC(VideoScheme):
 
     def __init__(self, cfg, ctx):
         super().__init__(cfg, ctx)
-        self.digital = DigitalPipe(cfg.modulation, "ldpc5g", cfg.rate, precision=ctx.precision,
-                                   device=ctx.device)
+        self.digital = DigitalPipe(cfg.modulation, "ldpc5g", cfg.rate, decoding=cfg.decoding(),
+                                   precision=ctx.precision, device=ctx.device)
         self.side = _component(cfg.side_info, make_side_info, "side_info")
         self.codec = _component(cfg.keyframe_codec, make_keyframe_codec, "keyframe_codec")
         self.model = _component(cfg.world_model, make_world_model, "world_model")
@@ -436,7 +436,7 @@ def _motion_text(side, desc) -> str:
     return "" if mean is None else f"motion score: {float(np.linalg.norm(mean)):.1f}"
 
 
-class TextOnlyConfig(SchemeConfig):
+class TextOnlyConfig(DecodingConfig):
     world_model: dict[str, Any] = Field(default_factory=lambda: {"type": "interp"},
                                         description="a text-to-video world model (real tier)")
     captioner: dict[str, Any] = Field(default_factory=lambda: {"type": "given"})
@@ -474,8 +474,8 @@ class TextOnly(VideoScheme):
         self.model = _component(cfg.world_model, make_world_model, "world_model")
         self.captioner = (None if cfg.captioner["type"] == "given"
                           else _component(cfg.captioner, make_captioner, "captioner"))
-        self.digital = DigitalPipe(cfg.modulation, "ldpc5g", cfg.rate, precision=ctx.precision,
-                                   device=ctx.device)
+        self.digital = DigitalPipe(cfg.modulation, "ldpc5g", cfg.rate, decoding=cfg.decoding(),
+                                   precision=ctx.precision, device=ctx.device)
         self._captions: dict = {}
 
     @classmethod

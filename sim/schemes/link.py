@@ -11,7 +11,7 @@ from ...link import theory
 from ...link.code import LDPC_MAX_K, LDPCCode, NoCode
 from ...link.digital import BlockLink
 from ...link.modem import Modem, bits_per_symbol
-from . import SCHEMES, Scheme, SchemeConfig
+from . import SCHEMES, DecodingConfig, Scheme, SchemeConfig
 from .fields import Modulation, Rate
 
 
@@ -83,13 +83,10 @@ class Uncoded(LinkScheme):
         return channel == "awgn" and self.cfg.modulation in ("bpsk", "qpsk")
 
 
-class LDPCConfig(SchemeConfig):
+class LDPCConfig(DecodingConfig):
     modulation: Modulation = "qpsk"
     k: int = Field(1024, ge=12, le=LDPC_MAX_K, description="information bits per codeword")
     rate: Rate = Field(0.5, description="code rate, number or 'a/b', in [1/5, 1)")
-    iterations: int = Field(20, gt=0, le=1000, description="BP iterations (<= 1000; BP "
-                            "converges in tens)")
-    cn_update: Literal[LDPCCode.CN_UPDATES] = "boxplus-phi"  # type: ignore[valid-type]
     demapping: Literal["app", "maxlog"] = "app"
 
 
@@ -103,8 +100,7 @@ class LDPC5G(LinkScheme):
     def block_link(self) -> BlockLink:
         c = self.cfg
         modem = Modem(c.modulation, c.demapping, self.ctx.precision, self.ctx.device)
-        code = LDPCCode(c.k, c.rate, modem.m, c.iterations, c.cn_update,
-                        self.ctx.precision, self.ctx.device)
+        code = LDPCCode(c.k, c.rate, modem.m, c.decoding(), self.ctx.precision, self.ctx.device)
         return BlockLink(code, modem)
 
     def _n_uses(self) -> int:

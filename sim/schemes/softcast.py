@@ -41,12 +41,12 @@ from ...link.cbr import BUDGET_FLOOR, BudgetError, channel_uses_for_cbr
 from ...link.channels import snr_db_to_no
 from ...link.digital import DigitalPipe
 from ...semantic import linear_coding as lin
-from . import SCHEMES, SchemeConfig
+from . import SCHEMES, DecodingConfig
 from .fields import Modulation, Rate
 from .transmission import Transmission, VideoScheme
 
 
-class SoftCastConfig(SchemeConfig):
+class SoftCastConfig(DecodingConfig):
     target_cbr: float = Field(gt=0, description="channel uses / (3 H W F), metadata included")
     gop: int = Field(32, gt=0, description="frames per 3-D DCT")
     chunks: list[tuple[int, int]] = Field(
@@ -105,7 +105,8 @@ class SoftCast(VideoScheme):
         super().__init__(cfg, ctx)
         self.analog = AnalogPipe("zf")
         self.meta_pipe = DigitalPipe(cfg.meta_modulation, "ldpc5g", cfg.meta_rate,
-                                     precision=ctx.precision, device=ctx.device)
+                                     decoding=cfg.decoding(), precision=ctx.precision,
+                                     device=ctx.device)
         self.coder = lin.LinearCoder(cfg.chunks, self.analog, self.meta_pipe, cfg.design_snr_db)
         self._plans: dict = {}
 

@@ -41,6 +41,14 @@ class Transmission:
     counts: dict = field(default_factory=lambda: dict.fromkeys(COUNT_KEYS, 0))
     extra: dict = field(default_factory=dict)
     failures: dict = field(default_factory=dict)
+    #: LDPC decoder iterations summed over the decoded blocks, and those blocks
+    decoder_iterations: int = 0
+    decoded_blocks: int = 0
+
+    @property
+    def iterations_mean(self) -> float | None:
+        """Mean LDPC decoder iterations per code block (None: nothing decoded)."""
+        return self.decoder_iterations / self.decoded_blocks if self.decoded_blocks else None
 
     def add_digital(self, res: DigitalResult, payload_bits: int, part: str) -> None:
         """Account one digital-pipe transmission of the part named ``part``; a
@@ -54,6 +62,9 @@ class Transmission:
         c["block_errors"] += res.block_errors
         c["raw_bits"] += res.coded_bits
         c["raw_bit_errors"] += res.raw_bit_errors
+        if res.iterations is not None:
+            self.decoder_iterations += res.iterations
+            self.decoded_blocks += res.num_blocks
         bad = int((~res.crc_ok).sum())
         if bad:
             self.fail(part, f"{bad} of {res.num_blocks} code blocks failed their CRC")

@@ -166,8 +166,9 @@ def test_code_records_iterations_for_both_decoders():
 
 def test_vectorised_phi_matches_float64_phi():
     """The sum-product kernel's array phi (Cephes exp/log) against -log(tanh(x/2)) in
-    float64 on Sionna's clamped float32 domain: within 2e-5 relative where phi > 1e-3
-    (x < ~7.6) and 1e-7 absolute above. Below x = 1e-3 float32's e^x - 1 keeps few
+    float64 on Sionna's clamped float32 domain: within 2e-5 relative where phi > 1e-2
+    (x < ~5.3) and 2e-7 absolute below (float32's (e + 1) / (e - 1) = 1 + 2/e keeps
+    that much). Below x = 1e-3 float32's e^x - 1 keeps few
     digits (Sionna's formula loses the same ones): phi is then large (> 8) and only
     within 3 % (its extrinsic share, phi of a sum above 8, is < 7e-4 either way)."""
     from lgvsc.link import ldpc_fast
@@ -177,7 +178,7 @@ def test_vectorised_phi_matches_float64_phi():
     ldpc_fast._phi_vec(y, y.view(np.int32), np.empty_like(y), y.size)
     ref = -np.log(np.tanh(np.clip(x.astype(np.float64), 8.5e-8, 16.635532) / 2))
     rel, err = np.abs(y - ref) / ref, np.abs(y - ref)
-    mid = (x >= 1e-3) & (ref > 1e-3)
+    mid = (x >= 1e-3) & (ref > 1e-2)
     assert rel[mid].max() < 2e-5
-    assert err[ref <= 1e-3].max() < 1e-7
+    assert err[ref <= 1e-2].max() < 2e-7
     assert rel[x < 1e-3].max() < 0.03

@@ -8,6 +8,7 @@ that Es/N0, the normal approximation's (QPSK-constrained input, same n and k)
 and the gap in dB.
 
     python bench/na_gap.py [--target 1e-2] [--errors 50] [--max-blocks 20000] [--skip-sionna]
+                           [--sionna-50]
 """
 
 from __future__ import annotations
@@ -59,9 +60,9 @@ def crossing(decoding, target, errors, max_blocks):
     return None, pts
 
 
-def configs(skip_sionna: bool):
+def configs(skip_sionna: bool, sionna_50: bool):
     for iters in (20, 50):
-        if not skip_sionna:
+        if not skip_sionna and (iters == 20 or sionna_50):
             yield f"sionna flooding boxplus-phi {iters} it", LDPCDecoding("sionna", iters)
         for schedule in SCHEDULES:
             for rule in CN_RULES:
@@ -76,6 +77,8 @@ def main():
     ap.add_argument("--max-blocks", type=int, default=20000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-sionna", action="store_true")
+    ap.add_argument("--sionna-50", action="store_true",
+                    help="also Sionna at 50 iterations (several minutes)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     n_uses = int(K / RATE) // Modem(MOD).m
@@ -84,7 +87,7 @@ def main():
         n_uses, K, np.array([s]), MOD)[0]), 1e-300)) - logt, -5.0, 15.0, xtol=1e-3)
     print(f"normal approximation (n={n_uses} uses, k={K}, QPSK input): {na:.2f} dB "
           f"at BLER {a.target:g}")
-    for name, dec in configs(a.skip_sionna):
+    for name, dec in configs(a.skip_sionna, a.sionna_50):
         sim, pts = crossing(dec, a.target, a.errors, a.max_blocks)
         shown = "  ".join(f"{s:.2f}:{e}/{b}" for s, _, e, b in pts)
         if sim is None:

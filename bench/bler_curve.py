@@ -76,9 +76,9 @@ def main() -> None:
         times[name] = dec_s
         pts = "  ".join(f"{s:.2f}:{e}/{b}" for s, e, b, _ in rows)
         print(f"{name:32s} decoding {dec_s:7.2f} s  wall {wall:7.2f} s")
-        print(f"  BLER  " + "  ".join(f"{s:.2f} {e / b:.2e}" for s, e, b, _ in rows))
+        print("  BLER  " + "  ".join(f"{s:.2f} {e / b:.2e}" for s, e, b, _ in rows))
         print(f"  counts (errors/blocks) {pts}")
-        print(f"  mean iterations " + " ".join(f"{it:.1f}" for *_, it in rows), flush=True)
+        print("  mean iterations " + " ".join(f"{it:.1f}" for *_, it in rows), flush=True)
     ref = times.get("sionna flooding boxplus-phi")
     if ref:
         for name, t in times.items():

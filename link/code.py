@@ -130,12 +130,6 @@ class LDPCDecoding:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
         return replace(self, decoder=dec, cn_update=rule, schedule=schedule)
 
-    def label(self) -> str:
-        """e.g. ``fast layered sum-product 20 it, early stop``."""
-        parts = [self.decoder] + ([self.schedule] if self.schedule else []) + [
-            f"{self.cn_update}", f"{self.iterations} it"]
-        return " ".join(p for p in parts if p) + (", early stop" if self.early_stop else "")
-
 
 class LDPCCode:
     """5G NR LDPC (Sionna's encoder) with rate matching and the 38.212 bit interleaver,

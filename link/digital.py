@@ -25,8 +25,8 @@ import torch
 from sionna.phy.fec.crc import CRCDecoder, CRCEncoder
 
 from .channels import Channel
-from .code import (LDPC_MAX_K, LDPC_MAX_RATE, LDPC_MIN_K, LDPC_MIN_RATE, LDPCCode, LDPCDecoding, NoCode,
-                   ldpc_codeword_length, max_block_for_rate)
+from .code import (LDPC_MAX_K, LDPC_MAX_RATE, LDPC_MIN_K, LDPC_MIN_RATE, LDPCCode, LDPCDecoding,
+                   NoCode, ldpc_codeword_length, max_block_for_rate)
 from .modem import Modem, bits_per_symbol
 
 CRC_LENGTHS = {"none": 0, "CRC24A": 24, "CRC24B": 24, "CRC24C": 24, "CRC16": 16,

@@ -1,4 +1,4 @@
-"""Gray-labelled QAM/BPSK mapping and soft demapping (Sionna blocks).
+"""Gray-labelled QAM/BPSK mapping (Sionna's mapper) and exact or max-log soft demapping.
 
 Bit order inside a symbol follows 38.211 / Sionna: for M-QAM, the even bit
 positions label the in-phase PAM, the odd ones the quadrature PAM, most
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sionna.phy.mapping import Demapper, Mapper
+from sionna.phy.mapping import Mapper
 
 #: modulation name -> (Sionna constellation type, bits per symbol)
 MODULATIONS: dict[str, tuple[str, int]] = {

@@ -25,6 +25,7 @@ import signal
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Iterable, Iterator
 
@@ -61,20 +62,34 @@ class LocalExecutor(Executor):
             finally:  # at the end, and when interrupted: nothing of this run stays loaded
                 retire(blob, ())
             return
-        ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_die_with_parent,
-                                 initargs=(os.getpid(),)) as pool:
+        with spawn_pool(self.workers) as pool:
             # workers take units in submission order: a unit's keep set covers every
             # unit its worker may take after it
-            pending = {pool.submit(run_kept, blob, u, k, 1) for u, k in zip(units, keeps)}
-            try:
-                while pending:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for f in done:
-                        yield f.result()
-            finally:
-                for f in pending:
-                    f.cancel()
+            yield from pool_rows(pool, blob, units, keeps)
+
+
+@contextmanager
+def spawn_pool(workers: int):
+    """A process pool of ``workers`` spawned workers that end with this process."""
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
+        yield pool
+
+
+def pool_rows(pool, blob: str, units: list[Unit], keeps: list) -> Iterator[dict]:
+    """``run_kept(blob, unit, keep, 1)`` for each unit and its keep set on ``pool``, in
+    submission order; yields the rows as they finish and cancels what has not started
+    when the caller stops early."""
+    pending = {pool.submit(run_kept, blob, u, k, 1) for u, k in zip(units, keeps)}
+    try:
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for f in done:
+                yield f.result()
+    finally:
+        for f in pending:
+            f.cancel()
 
 
 def _die_with_parent(parent: int) -> None:
@@ -118,6 +133,11 @@ class RayExecutor(Executor):
         super().__init__(workers, address)
         self.actor_stats: list[dict] = []
 
+    def init_kwargs(self) -> dict:
+        """``ray.init`` arguments: join ``address``, else a local Ray with ``workers`` CPUs."""
+        kw = dict(address=self.address) if self.address else dict(num_cpus=self.workers)
+        return dict(include_dashboard=False, log_to_driver=False, configure_logging=False, **kw)
+
     def run(self, blob, units):
         try:
             import ray
@@ -127,9 +147,7 @@ class RayExecutor(Executor):
 
         started = not ray.is_initialized()
         if started:
-            kw = dict(address=self.address) if self.address else dict(num_cpus=self.workers)
-            ray.init(include_dashboard=False, log_to_driver=False,
-                     configure_logging=False, **kw)
+            ray.init(**self.init_kwargs())
         try:
             self.actor_stats = []
             yield from run_on_ray(ray, blob, list(units), self.actor_stats)

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
-import os
 import sys
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -14,7 +11,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .errors import UserError
-from .executors import LocalExecutor, RayExecutor, _die_with_parent, make_executor
+from .executors import LocalExecutor, RayExecutor, make_executor, pool_rows, spawn_pool
 from .metrics import resolve_metrics
 from .model_plan import loading_lines, order_units
 from .outputs import clean_temps, folder_lock, make_folder, refuse_links, remove_tree, safe_dir
@@ -25,7 +22,7 @@ from .seeding import RunContext
 from .store import ResultsStore, unusable
 from .summary import (skipped_points, summarize, summary_fields, timings, write_summary,
                       write_timings)
-from .units import (FILE_FIELDS, Unit, file_digests, fingerprint, plan_units, run_kept,
+from .units import (FILE_FIELDS, Unit, file_digests, fingerprint, plan_units,
                     unit_fingerprints)
 
 STORE_NAME = "results.sqlite"
@@ -400,21 +397,8 @@ def _wave_runner(ex):
     started once with the settings its executor would use (each wave's
     :meth:`RayExecutor.run` joins it); in-process waves cost nothing to start."""
     if isinstance(ex, LocalExecutor) and ex.workers > 1:
-        ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(ex.workers, mp_context=ctx, initializer=_die_with_parent,
-                                 initargs=(os.getpid(),)) as pool:
-            def run_wave(blob, units, keep):
-                pending = {pool.submit(run_kept, blob, u, keep, 1) for u in units}
-                try:
-                    while pending:
-                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                        for f in done:
-                            yield f.result()
-                finally:
-                    for f in pending:
-                        f.cancel()
-
-            yield run_wave
+        with spawn_pool(ex.workers) as pool:
+            yield lambda blob, units, keep: pool_rows(pool, blob, units, [keep] * len(units))
         return
     run_wave = lambda blob, units, keep: ex.run(blob, units)  # noqa: E731
     if not isinstance(ex, RayExecutor):
@@ -428,8 +412,7 @@ def _wave_runner(ex):
     if ray.is_initialized():
         yield run_wave
         return
-    kw = dict(address=ex.address) if ex.address else dict(num_cpus=ex.workers)
-    ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False, **kw)
+    ray.init(**ex.init_kwargs())
     try:
         yield run_wave
     finally:

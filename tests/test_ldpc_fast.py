@@ -57,9 +57,9 @@ def test_flooding_sum_product_decides_as_sionna_boxplus_phi(snr_db):
     fast = FastLDPC5GDecoder(enc, "flooding", "sum-product", 20)(llr)
     differ = int((ref != fast).any(dim=1).sum())
     assert differ <= math.floor(0.001 * blocks)
-    errs_ref, errs_fast = (int((x != u).any(dim=1).sum()) for x in (ref, fast))
-    assert errs_ref > 0  # a waterfall point: the comparison covers wrong decisions too
-    assert abs(errs_ref - errs_fast) <= differ
+    # a waterfall point: the comparison covers wrong decisions too (the block-error
+    # counts then differ by at most `differ`)
+    assert int((ref != u).any(dim=1).sum()) > 0
 
 
 @pytest.mark.parametrize("k,rate,mod", CONFIGS)

@@ -177,7 +177,7 @@ class LDPCCode:
         if self.decoding.decoder == "fast":
             self.last_iterations = self._dec.last_iterations
         else:
-            blocks = llr.numel() // max(self.n, 1)
+            blocks = llr.numel() // self.n
             self.last_iterations = np.full(blocks, self.decoding.iterations, dtype=np.int32)
         return out
 

@@ -29,14 +29,10 @@ from __future__ import annotations
 
 import os
 
+import numba
 import numpy as np
 import torch
-
-try:  # numba is a dependency; the import guard only lets lgvsc.link import without it
-    import numba
-    from numba import njit, prange
-except ImportError:  # pragma: no cover - install_requires has numba
-    numba = None
+from numba import njit, prange
 
 #: check-node rules of the fast decoder
 CN_RULES = ("sum-product", "normalized-min-sum", "offset-min-sum")
@@ -52,207 +48,206 @@ LLR_MAX = 20.0
 
 _RULE_ID = {r: i for i, r in enumerate(CN_RULES)}
 
-if numba is not None:
-    _F = np.float32
-    _PHI_LO, _PHI_HI, _ONE, _ZERO, _INF = _F(8.5e-8), _F(16.635532), _F(1.0), _F(0.0), _F(np.inf)
+_F = np.float32
+_PHI_LO, _PHI_HI, _ONE, _ZERO, _INF = _F(8.5e-8), _F(16.635532), _F(1.0), _F(0.0), _F(np.inf)
 
-    # Cephes' single-precision exp and log (about 1 ulp), written on arrays so that LLVM
-    # vectorises them (numba's own exp/log call libm once per value)
-    _LOG2E, _LN2_HI, _LN2_LO = _F(1.44269504088896341), _F(0.693359375), _F(-2.12194440e-4)
-    _E = tuple(_F(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3,
-                               4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1))
-    _L = tuple(_F(c) for c in (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1,
-                               -1.2420140846e-1, 1.4249322787e-1, -1.6668057665e-1,
-                               2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1))
-    _SQRTHF, _HALF = _F(0.707106781186547524), _F(0.5)
+# Cephes' single-precision exp and log (about 1 ulp), written on arrays so that LLVM
+# vectorises them (numba's own exp/log call libm once per value)
+_LOG2E, _LN2_HI, _LN2_LO = _F(1.44269504088896341), _F(0.693359375), _F(-2.12194440e-4)
+_E = tuple(_F(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3,
+                           4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1))
+_L = tuple(_F(c) for c in (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1,
+                           -1.2420140846e-1, 1.4249322787e-1, -1.6668057665e-1,
+                           2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1))
+_SQRTHF, _HALF = _F(0.707106781186547524), _F(0.5)
 
-    @njit(cache=True, inline="always")
-    def _phi_vec(x, xi, tmp, n):
-        """x[:n] = phi(x[:n]) in place (``xi``: x viewed as int32, ``tmp``: scratch):
-        exp(x) = p(f) 2^k, then log((e + 1) / (e - 1)) from its exponent and mantissa."""
-        for r in range(n):
-            t = min(max(x[r], _PHI_LO), _PHI_HI)
-            k = np.floor(t * _LOG2E + _HALF)
-            f = t - k * _LN2_HI - k * _LN2_LO
-            p = _E[0] * f + _E[1]
-            p = p * f + _E[2]
-            p = p * f + _E[3]
-            p = p * f + _E[4]
-            p = p * f + _E[5]
-            tmp[r] = p * f * f + f + _ONE
-            xi[r] = (np.int32(k) + np.int32(127)) << np.int32(23)
-        for r in range(n):
-            e = tmp[r] * x[r]
-            x[r] = (e + _ONE) / (e - _ONE)
-        for r in range(n):
-            b = xi[r]
-            tmp[r] = _F((b >> np.int32(23)) & np.int32(0xFF)) - _F(126.0)
-            xi[r] = (b & np.int32(-2139095041)) | np.int32(0x3F000000)  # 0x807FFFFF
-        for r in range(n):
-            m = x[r]
-            lo = m < _SQRTHF
-            e = tmp[r] - (_ONE if lo else _ZERO)
-            m = (m + m - _ONE) if lo else (m - _ONE)
-            z = m * m
-            y = _L[0] * m + _L[1]
-            y = y * m + _L[2]
-            y = y * m + _L[3]
-            y = y * m + _L[4]
-            y = y * m + _L[5]
-            y = y * m + _L[6]
-            y = y * m + _L[7]
-            y = y * m + _L[8]
-            y = y * m * z + _LN2_LO * e - _HALF * z
-            x[r] = m + y + _LN2_HI * e
+@njit(cache=True, inline="always")
+def _phi_vec(x, xi, tmp, n):
+    """x[:n] = phi(x[:n]) in place (``xi``: x viewed as int32, ``tmp``: scratch):
+    exp(x) = p(f) 2^k, then log((e + 1) / (e - 1)) from its exponent and mantissa."""
+    for r in range(n):
+        t = min(max(x[r], _PHI_LO), _PHI_HI)
+        k = np.floor(t * _LOG2E + _HALF)
+        f = t - k * _LN2_HI - k * _LN2_LO
+        p = _E[0] * f + _E[1]
+        p = p * f + _E[2]
+        p = p * f + _E[3]
+        p = p * f + _E[4]
+        p = p * f + _E[5]
+        tmp[r] = p * f * f + f + _ONE
+        xi[r] = (np.int32(k) + np.int32(127)) << np.int32(23)
+    for r in range(n):
+        e = tmp[r] * x[r]
+        x[r] = (e + _ONE) / (e - _ONE)
+    for r in range(n):
+        b = xi[r]
+        tmp[r] = _F((b >> np.int32(23)) & np.int32(0xFF)) - _F(126.0)
+        xi[r] = (b & np.int32(-2139095041)) | np.int32(0x3F000000)  # 0x807FFFFF
+    for r in range(n):
+        m = x[r]
+        lo = m < _SQRTHF
+        e = tmp[r] - (_ONE if lo else _ZERO)
+        m = (m + m - _ONE) if lo else (m - _ONE)
+        z = m * m
+        y = _L[0] * m + _L[1]
+        y = y * m + _L[2]
+        y = y * m + _L[3]
+        y = y * m + _L[4]
+        y = y * m + _L[5]
+        y = y * m + _L[6]
+        y = y * m + _L[7]
+        y = y * m + _L[8]
+        y = y * m * z + _LN2_LO * e - _HALF * z
+        x[r] = m + y + _LN2_HI * e
 
-    @njit(cache=True, inline="always")
-    def _gather(src, base, sh, z, dst):
-        """dst[r] = src[base + (r + sh) % z]: the z VNs of one circulant, row order."""
+@njit(cache=True, inline="always")
+def _gather(src, base, sh, z, dst):
+    """dst[r] = src[base + (r + sh) % z]: the z VNs of one circulant, row order."""
+    for r in range(z - sh):
+        dst[r] = src[base + sh + r]
+    for r in range(z - sh, z):
+        dst[r] = src[base + r - z + sh]
+
+@njit(cache=True, inline="always")
+def _scatter(val, base, sh, z, dst, add):
+    """dst[base + (r + sh) % z] (+)= val[r]."""
+    if add:
         for r in range(z - sh):
-            dst[r] = src[base + sh + r]
+            dst[base + sh + r] += val[r]
         for r in range(z - sh, z):
-            dst[r] = src[base + r - z + sh]
+            dst[base + r - z + sh] += val[r]
+    else:
+        for r in range(z - sh):
+            dst[base + sh + r] = val[r]
+        for r in range(z - sh, z):
+            dst[base + r - z + sh] = val[r]
 
-    @njit(cache=True, inline="always")
-    def _scatter(val, base, sh, z, dst, add):
-        """dst[base + (r + sh) % z] (+)= val[r]."""
-        if add:
-            for r in range(z - sh):
-                dst[base + sh + r] += val[r]
-            for r in range(z - sh, z):
-                dst[base + r - z + sh] += val[r]
-        else:
-            for r in range(z - sh):
-                dst[base + sh + r] = val[r]
-            for r in range(z - sh, z):
-                dst[base + r - z + sh] = val[r]
-
-    @njit(cache=True, inline="always")
-    def _layer(v2c, out, outi, d, z, rule, alpha, beta, lmax, m1, m2, i1, par):
-        """Extrinsic check-node update of the z rows of one block row at once:
-        ``v2c`` [d, z] (clipped) -> ``out`` [d, z]."""
-        for r in range(z):  # par: the product of the signs (+1 for a zero message)
-            par[r] = _ONE
-        for j in range(d):
-            for r in range(z):
-                par[r] = -par[r] if v2c[j, r] < _ZERO else par[r]
-        if rule == 0:  # sum-product through phi; m1 holds the sum of phi
-            for r in range(z):
-                m1[r] = _ZERO
-            for j in range(d):
-                for r in range(z):
-                    out[j, r] = abs(v2c[j, r])
-                _phi_vec(out[j], outi[j], m2, z)
-                for r in range(z):
-                    m1[r] += out[j, r]
-            for j in range(d):
-                for r in range(z):
-                    out[j, r] = m1[r] - out[j, r]
-                _phi_vec(out[j], outi[j], m2, z)
-                for r in range(z):
-                    mag = min(out[j, r], lmax) * par[r]
-                    out[j, r] = -mag if v2c[j, r] < _ZERO else mag
-            return
+@njit(cache=True, inline="always")
+def _layer(v2c, out, outi, d, z, rule, alpha, beta, lmax, m1, m2, i1, par):
+    """Extrinsic check-node update of the z rows of one block row at once:
+    ``v2c`` [d, z] (clipped) -> ``out`` [d, z]."""
+    for r in range(z):  # par: the product of the signs (+1 for a zero message)
+        par[r] = _ONE
+    for j in range(d):
         for r in range(z):
-            m1[r] = _INF
-            m2[r] = _INF
-            i1[r] = -1
+            par[r] = -par[r] if v2c[j, r] < _ZERO else par[r]
+    if rule == 0:  # sum-product through phi; m1 holds the sum of phi
+        for r in range(z):
+            m1[r] = _ZERO
         for j in range(d):
             for r in range(z):
-                a = abs(v2c[j, r])
-                m2[r] = min(m2[r], max(m1[r], a))
-                i1[r] = j if a < m1[r] else i1[r]
-                m1[r] = min(m1[r], a)
+                out[j, r] = abs(v2c[j, r])
+            _phi_vec(out[j], outi[j], m2, z)
+            for r in range(z):
+                m1[r] += out[j, r]
         for j in range(d):
             for r in range(z):
-                mag = m2[r] if i1[r] == j else m1[r]
-                if rule == 1:
-                    mag = alpha * mag
-                else:
-                    mag = max(mag - beta, _ZERO)
-                mag = min(mag, lmax) * par[r]
+                out[j, r] = m1[r] - out[j, r]
+            _phi_vec(out[j], outi[j], m2, z)
+            for r in range(z):
+                mag = min(out[j, r], lmax) * par[r]
                 out[j, r] = -mag if v2c[j, r] < _ZERO else mag
+        return
+    for r in range(z):
+        m1[r] = _INF
+        m2[r] = _INF
+        i1[r] = -1
+    for j in range(d):
+        for r in range(z):
+            a = abs(v2c[j, r])
+            m2[r] = min(m2[r], max(m1[r], a))
+            i1[r] = j if a < m1[r] else i1[r]
+            m1[r] = min(m1[r], a)
+    for j in range(d):
+        for r in range(z):
+            mag = m2[r] if i1[r] == j else m1[r]
+            if rule == 1:
+                mag = alpha * mag
+            else:
+                mag = max(mag - beta, _ZERO)
+            mag = min(mag, lmax) * par[r]
+            out[j, r] = -mag if v2c[j, r] < _ZERO else mag
 
-    @njit(cache=True, inline="always")
-    def _parity_ok(total, lay_ptr, col, sh, z, active, bits, acc):
-        """True when the hard decisions (bit 1 where the LLR is <= 0) satisfy every check."""
-        for v in range(total.size):
-            bits[v] = 1 if total[v] <= _ZERO else 0
-        for lay in range(lay_ptr.size - 1):
-            for r in range(z):
-                acc[r] = 0
-            for j in range(lay_ptr[lay], lay_ptr[lay + 1]):
-                base = col[j] * z
-                s = sh[j]
-                for r in range(z - s):
-                    acc[r] ^= bits[base + s + r]
-                for r in range(z - s, z):
-                    acc[r] ^= bits[base + r - z + s]
-            bad = 0
-            for r in range(z):
-                bad |= acc[r] & (1 if active[lay, r] > _ZERO else 0)
-            if bad:
-                return False
-        return True
+@njit(cache=True, inline="always")
+def _parity_ok(total, lay_ptr, col, sh, z, active, bits, acc):
+    """True when the hard decisions (bit 1 where the LLR is <= 0) satisfy every check."""
+    for v in range(total.size):
+        bits[v] = 1 if total[v] <= _ZERO else 0
+    for lay in range(lay_ptr.size - 1):
+        for r in range(z):
+            acc[r] = 0
+        for j in range(lay_ptr[lay], lay_ptr[lay + 1]):
+            base = col[j] * z
+            s = sh[j]
+            for r in range(z - s):
+                acc[r] ^= bits[base + s + r]
+            for r in range(z - s, z):
+                acc[r] ^= bits[base + r - z + s]
+        bad = 0
+        for r in range(z):
+            bad |= acc[r] & (1 if active[lay, r] > _ZERO else 0)
+        if bad:
+            return False
+    return True
 
-    @njit(cache=True, parallel=True)
-    def _decode(llr, lay_ptr, col, sh, z, active, layered, rule, alpha, beta, lmax,
-                max_iter, early, k, bits, iters):
-        """BP on ``llr`` [B, N] (log p0/p1, clipped) over the quasi-cyclic graph
-        (block row ``lay``: circulants ``col[j]``, shift ``sh[j]`` for j in
-        ``lay_ptr[lay]..lay_ptr[lay+1]``; ``active`` [layers, z] 0 for the rows of
-        pruned nodes) -> ``bits`` [B, k] uint8, ``iters`` [B]."""
-        num_b, num_v = llr.shape
-        num_l = lay_ptr.size - 1
-        dmax = 0
-        for lay in range(num_l):
-            dmax = max(dmax, lay_ptr[lay + 1] - lay_ptr[lay])
-        for b in prange(num_b):
-            ch = llr[b]
-            total = ch.copy()
-            nxt = np.empty(num_v, np.float32)
-            hard = np.empty(num_v, np.int32)
-            acc = np.empty(z, np.int32)
-            c2v = np.zeros((col.size, z), np.float32)
-            ext = np.empty((dmax, z), np.float32)
-            v2c = np.empty((dmax, z), np.float32)
-            out = np.empty((dmax, z), np.float32)
-            outi = out.view(np.int32)
-            m1 = np.empty(z, np.float32)
-            m2 = np.empty(z, np.float32)
-            par = np.empty(z, np.float32)
-            i1 = np.empty(z, np.int64)
-            done = max_iter
-            for it in range(max_iter):
-                if not layered:
-                    nxt[:] = ch
-                for lay in range(num_l):
-                    j0 = lay_ptr[lay]
-                    d = lay_ptr[lay + 1] - j0
-                    for j in range(d):
-                        _gather(total, col[j0 + j] * z, sh[j0 + j], z, ext[j])
-                        for r in range(z):
-                            e = ext[j, r] - c2v[j0 + j, r]  # extrinsic, unclipped
-                            ext[j, r] = e
-                            v2c[j, r] = min(max(e, -lmax), lmax)
-                    _layer(v2c, out, outi, d, z, rule, alpha, beta, lmax, m1, m2, i1, par)
-                    for j in range(d):
-                        for r in range(z):
-                            o = out[j, r] * active[lay, r]
-                            c2v[j0 + j, r] = o
-                            ext[j, r] += o
-                        if layered:
-                            _scatter(ext[j], col[j0 + j] * z, sh[j0 + j], z, total, False)
-                        else:
-                            _scatter(c2v[j0 + j], col[j0 + j] * z, sh[j0 + j], z, nxt, True)
-                if not layered:
-                    total, nxt = nxt, total
-                if early and _parity_ok(total, lay_ptr, col, sh, z, active, hard, acc):
-                    done = it + 1
-                    break
-            iters[b] = done
-            for i in range(k):
-                bits[b, i] = 1 if total[i] <= _ZERO else 0
+@njit(cache=True, parallel=True)
+def _decode(llr, lay_ptr, col, sh, z, active, layered, rule, alpha, beta, lmax,
+            max_iter, early, k, bits, iters):
+    """BP on ``llr`` [B, N] (log p0/p1, clipped) over the quasi-cyclic graph
+    (block row ``lay``: circulants ``col[j]``, shift ``sh[j]`` for j in
+    ``lay_ptr[lay]..lay_ptr[lay+1]``; ``active`` [layers, z] 0 for the rows of
+    pruned nodes) -> ``bits`` [B, k] uint8, ``iters`` [B]."""
+    num_b, num_v = llr.shape
+    num_l = lay_ptr.size - 1
+    dmax = 0
+    for lay in range(num_l):
+        dmax = max(dmax, lay_ptr[lay + 1] - lay_ptr[lay])
+    for b in prange(num_b):
+        ch = llr[b]
+        total = ch.copy()
+        nxt = np.empty(num_v, np.float32)
+        hard = np.empty(num_v, np.int32)
+        acc = np.empty(z, np.int32)
+        c2v = np.zeros((col.size, z), np.float32)
+        ext = np.empty((dmax, z), np.float32)
+        v2c = np.empty((dmax, z), np.float32)
+        out = np.empty((dmax, z), np.float32)
+        outi = out.view(np.int32)
+        m1 = np.empty(z, np.float32)
+        m2 = np.empty(z, np.float32)
+        par = np.empty(z, np.float32)
+        i1 = np.empty(z, np.int64)
+        done = max_iter
+        for it in range(max_iter):
+            if not layered:
+                nxt[:] = ch
+            for lay in range(num_l):
+                j0 = lay_ptr[lay]
+                d = lay_ptr[lay + 1] - j0
+                for j in range(d):
+                    _gather(total, col[j0 + j] * z, sh[j0 + j], z, ext[j])
+                    for r in range(z):
+                        e = ext[j, r] - c2v[j0 + j, r]  # extrinsic, unclipped
+                        ext[j, r] = e
+                        v2c[j, r] = min(max(e, -lmax), lmax)
+                _layer(v2c, out, outi, d, z, rule, alpha, beta, lmax, m1, m2, i1, par)
+                for j in range(d):
+                    for r in range(z):
+                        o = out[j, r] * active[lay, r]
+                        c2v[j0 + j, r] = o
+                        ext[j, r] += o
+                    if layered:
+                        _scatter(ext[j], col[j0 + j] * z, sh[j0 + j], z, total, False)
+                    else:
+                        _scatter(c2v[j0 + j], col[j0 + j] * z, sh[j0 + j], z, nxt, True)
+            if not layered:
+                total, nxt = nxt, total
+            if early and _parity_ok(total, lay_ptr, col, sh, z, active, hard, acc):
+                done = it + 1
+                break
+        iters[b] = done
+        for i in range(k):
+            bits[b, i] = 1 if total[i] <= _ZERO else 0
 
 
 def _pruned_length(encoder) -> int:
@@ -326,8 +321,6 @@ class FastLDPC5GDecoder:
     def __init__(self, encoder, schedule: str = "layered", cn_update: str = "sum-product",
                  iterations: int = 20, alpha: float | None = None, beta: float | None = None,
                  early_stop: bool = True, llr_max: float = LLR_MAX):
-        if numba is None:
-            raise RuntimeError("the fast LDPC decoder needs numba: pip install numba")
         _use_workqueue()
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
@@ -354,11 +347,6 @@ class FastLDPC5GDecoder:
         self._deint = (np.asarray(enc.out_int_inv.cpu(), dtype=np.int64)
                        if enc.num_bits_per_symbol is not None else None)
         self.last_iterations = np.zeros(0, dtype=np.int32)
-
-    @property
-    def num_edges(self) -> int:
-        """Edges of the decoded graph (the pruned rows included)."""
-        return int(self._col.size) * self.z
 
     def full_llrs(self, llr: np.ndarray) -> np.ndarray:
         """[B, n] logits -> [B, N] clipped LLRs log(p0/p1) of the decoded graph
@@ -421,8 +409,6 @@ class _threads:
 
 def warm_up() -> None:
     """Compile (or load from numba's on-disk cache) the decoder's kernels."""
-    if numba is None:
-        return
     from sionna.phy.fec.ldpc import LDPC5GEncoder
 
     dec = FastLDPC5GDecoder(LDPC5GEncoder(12, 24, num_bits_per_symbol=2), iterations=1)

@@ -20,6 +20,8 @@ VIDEOS = [{"source": "synthetic:objects", "frames": 40, "size": [64, 96], "seed"
           {"source": "builtin:carphone", "frames": 30, "start": 5, "size": [72, 88]}]
 SCHEMES = [
     {"name": "h264", "type": "codec-ldpc", "codec": "h264", "qp": 30, "gop": 12},
+    {"name": "h264-cliff", "type": "codec-ldpc", "codec": "h264", "qp": 30, "gop": 12,
+     "modulation": "qam16", "rate": 0.75},
     {"name": "h265-b", "type": "codec-ldpc", "codec": "h265", "qp": 32, "gop": 16,
      "bframes": "preset", "charge": "container"},
     {"name": "h264-cbr", "type": "codec-ldpc", "codec": "h264", "target_cbr": 0.06},

@@ -1,14 +1,18 @@
 """``threshold: auto``: find SKEM's ``eta_th`` for a target keyframe count.
 
 SKEM is rerun for every trial threshold, but each (keyframe, candidate)
-score is computed once: a memoising wrapper around the scorer serves
-repeats from a table, so the bisection costs little more than one run.
+score is computed once: the reruns share a table of scores by frame index
+(:class:`~lgvsc.semantic.selectors.SKEM`'s ``memo``), and a rerun reads no
+frame whose pairs are all in it, so the bisection costs little more than one
+run, also on a clip decoded on demand.
 The number of keyframes falls (weakly) as the threshold rises; bisection
 over [-1, 1] returns the threshold whose count is closest to the target,
 preferring counts not above it (the budget).
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 
@@ -20,8 +24,9 @@ from .selectors import SKEM, Selection
 class MemoScorer(Scorer):
     """Wraps a scorer and remembers every (keyframe, candidate, focus) score.
 
-    Frames are identified by where their pixels live (the data address of the
-    ``frames[i]`` view), which is the same every time SKEM indexes the clip.
+    Frames are identified by their content (a BLAKE2b digest of their pixels and
+    shape): a clip decoded on demand hands out a new array each time it is
+    indexed, and a scorer's result depends on the pixels alone.
     """
 
     def __init__(self, inner: Scorer):
@@ -31,8 +36,12 @@ class MemoScorer(Scorer):
         self._table: dict[tuple, PSSS] = {}
 
     @staticmethod
-    def _id(frame: np.ndarray) -> int:
-        return frame.__array_interface__["data"][0]
+    def _id(frame: np.ndarray) -> bytes:
+        frame = np.ascontiguousarray(frame)
+        h = hashlib.blake2b(digest_size=16)
+        h.update(repr((frame.shape, frame.dtype.str)).encode())
+        h.update(memoryview(frame).cast("B"))
+        return h.digest()
 
     def score(self, key, candidates, focus=None):
         k = self._id(key)
@@ -51,10 +60,10 @@ def calibrate_threshold(frames: np.ndarray, scorer: Scorer, target_keyframes: in
     """
     if target_keyframes < 1:
         raise ValueError(f"target_keyframes must be >= 1, got {target_keyframes}")
-    memo = MemoScorer(scorer)
+    memo: dict = {}  # (keyframe, candidate, focus) -> PSSS, shared by every rerun
 
     def run(eta):
-        return SKEM(memo, threshold=eta, **skem_options).select(frames)
+        return SKEM(scorer, threshold=eta, memo=memo, **skem_options).select(frames)
 
     lo, hi = -1.0, 1.0
     best = (1.0, run(1.0))

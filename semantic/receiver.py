@@ -4,7 +4,8 @@ Segment ``n`` spans keyframes ``k_n .. k_{n+1}`` (inclusive). Each segment is
 rebuilt by the world model through the adapter with exactly
 ``k_{n+1} - k_n + 1`` frames; consecutive segments share their boundary
 keyframe, so the duplicate is dropped when they are concatenated and the
-output has exactly ``k_last + 1 = F`` frames.
+output has exactly ``k_last + 1 = F`` frames. :func:`reconstruct_chunks` emits
+them chunk by chunk (a segment at a time at most).
 """
 
 from __future__ import annotations
@@ -18,17 +19,32 @@ from .world_models import SegmentRequest, WorldModel
 def reconstruct(keyframes: dict[int, np.ndarray], segments: list[tuple[int, int]],
                 captions: list[str], motion_texts: list[str], flows: list, model: WorldModel,
                 adapter, generator: torch.Generator) -> np.ndarray:
-    """uint8 [F, H, W, 3] with F = last keyframe + 1.
+    """uint8 [F, H, W, 3] with F = last keyframe + 1 (:func:`reconstruct_chunks`,
+    concatenated).
 
     ``keyframes``: decoded keyframe per frame index; ``captions``,
     ``motion_texts``, ``flows`` (dense prior or None): one per segment.
     """
-    parts = []
+    return np.concatenate(list(reconstruct_chunks(keyframes, segments, captions, motion_texts,
+                                                  flows, model, adapter, generator)))
+
+
+def reconstruct_chunks(keyframes: dict[int, np.ndarray], segments: list[tuple[int, int]],
+                       captions: list[str], motion_texts: list[str], flows: list,
+                       model: WorldModel, adapter, generator: torch.Generator,
+                       size: int = 16):
+    """The frames of :func:`reconstruct` as consecutive uint8 chunks ``[<= size, H, W, 3]``,
+    made segment by segment as they are read: the adapter's
+    :meth:`~lgvsc.semantic.adapters.DSA.chunks` asks the world model for its frames
+    chunk by chunk (a model that generates a segment whole holds that segment)."""
     for n, (a, b) in enumerate(segments):
         req = SegmentRequest(keyframes[a], keyframes[b] if b != a else None,
                              captions[n] if n < len(captions) else "",
                              motion_texts[n] if n < len(motion_texts) else "",
                              flows[n] if n < len(flows) else None)
-        seg = adapter.frames(model, req, b - a + 1, generator)
-        parts.append(seg if n == 0 else seg[1:])
-    return np.concatenate(parts)
+        skip = 0 if n == 0 else 1  # the shared boundary keyframe, already sent
+        for chunk in adapter.chunks(model, req, b - a + 1, generator, size):
+            if skip:
+                chunk, skip = chunk[skip:], 0
+            if len(chunk):
+                yield chunk

@@ -88,11 +88,18 @@ class SKEM:
     :param prefilter: optional cheap scorer; candidates it scores at or below
         ``prefilter_threshold`` are taken as similar without asking ``scorer``
         (candidate pruning). Its cost is in ``Selection.cost["prefilter"]``.
+    :param memo: optional dict ``{(keyframe, candidate, focus): PSSS}`` of the
+        ``scorer``'s results by frame index, read and filled (reruns on the same
+        clip share it: a pair in it is not scored again and its frames are not read).
+
+    ``frames`` may be any frame sequence (:mod:`~lgvsc.semantic.frames`): SKEM reads
+    the latest keyframe and the candidates of one batch at a time.
     """
 
     def __init__(self, scorer: Scorer, threshold: float = 0.35, stride: int = 1, min_len: int = 1,
                  max_len: int | None = None, focus: str = DEFAULT_FOCUS, batch: int = 1,
-                 prefilter: Scorer | None = None, prefilter_threshold: float | None = None):
+                 prefilter: Scorer | None = None, prefilter_threshold: float | None = None,
+                 memo: dict | None = None):
         if not -1.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [-1, 1], got {threshold}")
         for name, v in (("stride", stride), ("min_len", min_len), ("batch", batch)):
@@ -105,6 +112,7 @@ class SKEM:
         self.scorer, self.threshold, self.stride = scorer, threshold, stride
         self.min_len, self.max_len, self.focus, self.batch = min_len, max_len, focus, batch
         self.prefilter, self.prefilter_threshold = prefilter, prefilter_threshold
+        self.memo = memo
 
     def _candidates(self, key: int, start: int, last: int) -> list[int]:
         """Next batch of candidates after ``key``, from ``start``, below the last frame."""
@@ -123,12 +131,22 @@ class SKEM:
             kept = [c for c, p in zip(cands, pre) if p.s_rel > self.prefilter_threshold]
         if not kept:
             return None
-        res = self.scorer.score(frames[key], [frames[c] for c in kept], self.focus)
-        for c, p in zip(kept, res):
+        for c, p in zip(kept, self._scores(frames, key, kept)):
             scores.append((c, key, p.s_rel))
             if p.s_rel > self.threshold:
                 return c
         return None
+
+    def _scores(self, frames, key: int, cands: list[int]) -> list:
+        """The scorer's PSSS of every candidate against ``key``; with a ``memo``,
+        only the pairs not in it are scored (their frames alone are read)."""
+        if self.memo is None:
+            return self.scorer.score(frames[key], [frames[c] for c in cands], self.focus)
+        todo = [c for c in cands if (key, c, self.focus) not in self.memo]
+        if todo:
+            res = self.scorer.score(frames[key], [frames[c] for c in todo], self.focus)
+            self.memo.update({(key, c, self.focus): p for c, p in zip(todo, res)})
+        return [self.memo[(key, c, self.focus)] for c in cands]
 
     def select(self, frames: np.ndarray) -> Selection:
         f = _check_frames(frames)

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from ..link.registry import Registry, UnknownComponentError
+from .frames import FrameWindow
 
 FLOW_METHODS = ("dis", "farneback")
 DIS_PRESETS = {"medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
@@ -86,8 +87,11 @@ def pair_indices(length: int, pairs: int) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, length - 2, pairs)).astype(np.int64))
 
 
-def _check_segment(segment: np.ndarray) -> np.ndarray:
-    segment = np.asarray(segment)
+def _check_segment(segment):
+    """The segment as given when it is a :class:`~lgvsc.semantic.frames.FrameWindow`
+    (frames read when indexed), else as an array."""
+    if not isinstance(segment, FrameWindow):
+        segment = np.asarray(segment)
     if segment.dtype != np.uint8 or segment.ndim != 4 or segment.shape[3] != 3 or len(segment) < 1:
         raise ValueError(f"segment must be uint8 [L>=1, H, W, 3], got {segment.dtype} "
                          f"{segment.shape}")
@@ -107,7 +111,8 @@ class _FlowSummary:
         self.pairs, self.method, self.preset = int(pairs), method, preset
 
     def flows(self, segment: np.ndarray) -> np.ndarray:
-        """uint8 [L, H, W, 3] -> float32 [P, H, W, 2] flows of the sampled pairs (P may be 0)."""
+        """uint8 [L, H, W, 3] (an array or a frame window: only the sampled pairs are
+        read) -> float32 [P, H, W, 2] flows of the sampled pairs (P may be 0)."""
         segment = _check_segment(segment)
         idx = pair_indices(len(segment), self.pairs)
         out = np.zeros((len(idx),) + segment.shape[1:3] + (2,), dtype=np.float32)

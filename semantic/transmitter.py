@@ -30,6 +30,7 @@ import torch
 
 from ..link.digital import DigitalPipe
 from .captioners import Captioner
+from .frames import window
 from .selectors import Selection, cap_keyframes
 from .text_bits import encode_texts
 
@@ -78,8 +79,10 @@ class Transmitter:
         self.max_keyframes = max_keyframes
 
     def plan(self, frames: np.ndarray) -> TransmitPlan:
-        """:input frames: uint8 [F, H, W, 3]. One caption per segment, from all the
-        segment's frames."""
+        """:input frames: uint8 [F, H, W, 3], a frame sequence
+        (:mod:`~lgvsc.semantic.frames`). One caption per segment, from the segment's
+        frames; the selector, captioner and side info read the frames they use by
+        index (a segment is handed over as a window, not read whole)."""
         sel = self.selector.select(frames)
         if self.max_keyframes is not None:
             sel = cap_keyframes(sel, self.max_keyframes)
@@ -88,8 +91,8 @@ class Transmitter:
         # a segment's own frames are [first, last keyframe); the clip's final frame belongs
         # to the last segment
         spans = [(a, b + 1 if b == last else max(b, a + 1)) for a, b in segs]
-        captions = [self.captioner.caption(frames[s:e], s, e) for s, e in spans]
-        side = [self.side.encode(frames[a:b + 1]) for a, b in segs]
+        captions = [self.captioner.caption(window(frames, s, e), s, e) for s, e in spans]
+        side = [self.side.encode(window(frames, a, b + 1)) for a, b in segs]
         cap_bits = encode_texts(captions)
         side_bits = (torch.cat([self.side.to_bits(d) for d in side]) if side
                      else torch.zeros(0, dtype=torch.uint8))

@@ -57,9 +57,10 @@ def _spec(a) -> VideoSpec:
         msg = err["msg"].removeprefix("Value error, ")
         raise UserError(f"{_OPTIONS.get(field, field)}: {msg}") from None
     frames, size = clip_extent(spec)
-    if frames and size:
+    if size:
         try:
-            check_video_memory("--frames/--size", frames, *size)
+            check_video_memory("--frames/--size", frames, *size,
+                               streamed=not spec.source.startswith("synthetic:"))
         except LimitError as e:
             raise UserError(str(e)) from None
     return spec
@@ -76,7 +77,7 @@ def keyframes(a) -> None:
     spec = _spec(a)
     if a.selector == "skem":
         _check_lengths(a)
-    frames = load_video(spec).frames
+    frames = load_video(spec).frames  # decoded on demand: SKEM reads what it scores
     out = {"keyframes": None, "scores": []}
     if a.selector == "skim":
         sel = SKIM(a.segments).select(frames)

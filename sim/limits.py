@@ -10,8 +10,11 @@ and the limit, in well under a second (nothing is allocated to find out):
 * a sweep has at most :data:`MAX_UNITS` (1,000,000) units (schemes x SNRs
   (x videos x trials)): a million units is already days of simulation, and the
   planner, the store and the summary all hold one row per unit;
-* a clip must fit in memory: its raw uint8 frames times
-  :data:`VIDEO_WORKING_FACTOR` (:func:`check_video_memory`), and a link batch:
+* a clip's working set must fit in memory: a clip read from a file streams
+  through every stage, so its window of :data:`STREAM_WINDOW_FRAMES` raw uint8
+  frames (a SoftCast GOP) times :data:`VIDEO_WORKING_FACTOR`; a synthetic clip
+  (rendered whole) all its frames times it (:func:`check_video_memory`); and a
+  link batch:
   blocks x coded bits per block x bytes per value times
   :data:`LINK_WORKING_FACTOR` (:data:`LDPC_WORKING_FACTOR` with BP decoding;
   :func:`check_link_batch`), against
@@ -47,6 +50,10 @@ MAX_UNITS = 1_000_000
 #: A lower bound, so that only what surely cannot fit is refused: SoftCast measured
 #: ~40x at CBR 0.02 and ~75x at 0.5 (64-128 frames of 256x256)
 VIDEO_WORKING_FACTOR = 16
+#: frames a streamed clip's stages hold at once, at most (SoftCast's default GOP; the
+#: other schemes hold a chunk of 16 frames, a batch of keyframes or the decoder's
+#: pictures)
+STREAM_WINDOW_FRAMES = 32
 #: bytes per coded bit and byte of value, uncoded link batch: info and coded bits,
 #: symbols, channel output and gains, LLRs (measured ~18x, QPSK)
 LINK_WORKING_FACTOR = 16
@@ -85,18 +92,27 @@ def format_bytes(n: float) -> str:
     return f"{n:.1f} EiB"  # pragma: no cover
 
 
-def _refuse_above(where: str, what: str, need: int, per: str = "") -> None:
+def _refuse_above(where: str, what: str, need: int, per: str = "", verb: str = "need") -> None:
     avail = available_memory_bytes()
     if need > avail:
-        raise LimitError(f"{where}: {what} need ~{format_bytes(need)}{per}; this machine has "
+        raise LimitError(f"{where}: {what} {verb} ~{format_bytes(need)}{per}; this machine has "
                          f"{format_bytes(avail)} available")
 
 
-def check_video_memory(where: str, frames: int | None, height: int, width: int) -> None:
+def check_video_memory(where: str, frames: int | None, height: int, width: int,
+                       streamed: bool = False) -> None:
     """Refuse (:class:`LimitError`) a clip of ``frames`` x ``height`` x ``width`` RGB
     frames whose processing cannot fit in memory (raw uint8 bytes x
-    :data:`VIDEO_WORKING_FACTOR`). ``frames=None`` ("all", count unknown) checks
-    nothing. ``where`` names the field, e.g. ``videos[0].size``."""
+    :data:`VIDEO_WORKING_FACTOR`; ``streamed``: a clip decoded on demand, of which
+    at most :data:`STREAM_WINDOW_FRAMES` frames are held, whatever its length).
+    ``frames=None`` ("all", count unknown) checks a streamed clip's window and
+    nothing else. ``where`` names the field, e.g. ``videos[0].size``."""
+    if streamed:
+        held = STREAM_WINDOW_FRAMES if frames is None else min(int(frames), STREAM_WINDOW_FRAMES)
+        need = held * int(height) * int(width) * 3 * VIDEO_WORKING_FACTOR
+        _refuse_above(where, f"a window of {held} frames of {height}x{width} (the clip is "
+                             "streamed)", need, verb="needs")
+        return
     if frames is None:
         return
     need = int(frames) * int(height) * int(width) * 3 * VIDEO_WORKING_FACTOR

@@ -1,7 +1,8 @@
 """Video quality metrics, registered by name (``metrics:`` in a video scenario).
 
 Every metric is computed per frame on uint8 RGB frames ``[F, H, W, 3]`` and
-averaged over frames. Metrics that need weights (``lpips``, ``dists``,
+averaged over frames; a trial scores its clip chunk by chunk
+(:func:`frame_scores`) and keeps the per-frame values. Metrics that need weights (``lpips``, ``dists``,
 ``clip``) report why they are unavailable instead of a number; the runner
 records them as unavailable (never as zeros) and says so once at the start.
 """
@@ -37,6 +38,8 @@ class Metric:
         raise NotImplementedError
 
     def __call__(self, ref: np.ndarray, test: np.ndarray) -> float:
+        """Mean over frames of the whole clips ``ref`` and ``test`` (read into arrays)."""
+        ref, test = np.asarray(ref), np.asarray(test)
         if ref.shape != test.shape:
             raise ValueError(f"shape mismatch: reference {ref.shape} vs test {test.shape}")
         return float(np.mean(self.frame_scores(ref, test)))
@@ -111,6 +114,40 @@ class MSSSIM(Metric):
         x = torch.from_numpy(ref).permute(0, 3, 1, 2).float()
         y = torch.from_numpy(test).permute(0, 3, 1, 2).float()
         return ms_ssim(x, y, data_range=255, size_average=False, win_size=win).numpy()
+
+
+def paired_chunks(ref_chunks, test_chunks):
+    """Equal-length pairs ``(ref, test)`` from two chunk iterators whose chunk sizes
+    may differ; ``RuntimeError`` when one holds more frames than the other."""
+    refs, tests = iter(ref_chunks), iter(test_chunks)
+    a = b = None
+    seen = 0
+    while True:
+        if a is None or not len(a):
+            a = next(refs, None)
+        if b is None or not len(b):
+            b = next(tests, None)
+        if a is None or b is None:
+            if a is not None or b is not None:
+                extra = "received" if b is not None else "reference"
+                raise RuntimeError(f"the {extra} video has more frames than the other "
+                                   f"(both had {seen} so far)")
+            return
+        n = min(len(a), len(b))
+        yield a[:n], b[:n]
+        a, b, seen = a[n:], b[n:], seen + n
+
+
+def frame_scores(metrics: dict[str, "Metric"], pairs) -> dict[str, np.ndarray]:
+    """{name: per-frame values} of every metric over ``pairs`` of uint8 chunks
+    ``(ref [n, H, W, 3], test [n, H, W, 3])`` (:func:`paired_chunks`), chunk by chunk."""
+    out = {name: [] for name in metrics}
+    for ref, test in pairs:
+        if ref.shape != test.shape:
+            raise ValueError(f"shape mismatch: reference {ref.shape} vs test {test.shape}")
+        for name, m in metrics.items():
+            out[name].append(np.asarray(m.frame_scores(ref, test)))
+    return {name: np.concatenate(v) if v else np.zeros(0) for name, v in out.items()}
 
 
 def resolve_metrics(names: list[str], device: str = "cpu") -> tuple[dict[str, Metric], dict[str, str]]:

@@ -46,13 +46,14 @@ def _probe(sc, i: int) -> VideoInfo:
         info = probe_video(spec, sc.base_dir or ".", sc.seed)
     except UserError as e:
         raise PreflightError(f"{where} ({spec.source!r}): {e}") from None
-    _memory(where, info.frames, info.height, info.width)
+    _memory(where, info.frames, info.height, info.width,
+            streamed=not spec.source.startswith("synthetic:"))
     return info
 
 
-def _memory(where: str, frames: int, height: int, width: int) -> None:
+def _memory(where: str, frames: int, height: int, width: int, streamed: bool = False) -> None:
     try:
-        check_video_memory(where, frames, height, width)
+        check_video_memory(where, frames, height, width, streamed)
     except LimitError as e:
         raise PreflightError(str(e)) from None
 

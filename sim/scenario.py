@@ -385,8 +385,9 @@ def check_resources(sc: Scenario) -> None:
                                     4 if sc.precision == "single" else 8, factor)
     for i, v in enumerate(sc.videos):
         frames, size = clip_extent(v)
-        if frames and size:
-            limits.check_video_memory(f"videos[{i}]", frames, *size)
+        if size:
+            limits.check_video_memory(f"videos[{i}]", frames, *size,
+                                      streamed=not v.source.startswith("synthetic:"))
 
 
 # -- environment variables ---------------------------------------------------

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..link.cbr import BUDGET_FLOOR, BudgetError, cbr
@@ -31,10 +32,11 @@ from ..link.channels import make_channel, snr_db_to_no
 from ..semantic.model_cache import model_cache
 from . import __version__
 from .errors import UserError
-from .metrics import resolve_metrics
+from .metrics import frame_scores, paired_chunks, resolve_metrics
 from .model_plan import metric_models, scheme_models
 from .scenario import Scenario, validate
 from .schemes import SCHEMES
+from .schemes.transmission import received_chunks
 from .seeding import RunContext, unit_seed
 from .video import load_video
 
@@ -301,7 +303,9 @@ def run_link_unit(blob: str, unit: Unit) -> dict:
 
 
 def run_video_unit(blob: str, unit: Unit) -> dict:
-    """One trial: send the clip, score it against the original, account the CBR."""
+    """One trial: send the clip, score it against the original chunk by chunk as the
+    receiver emits it (per-frame values kept in ``extra.frame_metrics``), account the
+    CBR. Neither clip is held whole (:mod:`lgvsc.sim.video`)."""
     sc = _scenario(blob)
     video = _video(blob, unit.video)
     scheme = _scheme(blob, unit.scheme)
@@ -310,23 +314,27 @@ def run_video_unit(blob: str, unit: Unit) -> dict:
     t0 = time.perf_counter()
     try:
         tx = scheme.transmit(video, channel, unit.snr_db, gen)
+        f, h, w = video.shape
+        if tuple(tx.frames.shape) != (f, h, w, 3):
+            raise RuntimeError(f"scheme {unit.scheme!r} returned {tx.frames.shape[0]} frames "
+                               f"of {tuple(tx.frames.shape[1:])}, expected {(f, h, w, 3)}")
+        per_frame = frame_scores(metrics, paired_chunks(video.chunks(), received_chunks(tx.frames)))
     except BudgetError as e:
         raise UserError(f"scheme {unit.scheme!r}, video {unit.video!r}: {e}") from None
-    t1 = time.perf_counter()
-    f, h, w = video.shape
-    if tx.frames.shape != video.frames.shape:
-        raise RuntimeError(f"scheme {unit.scheme!r} returned {tx.frames.shape[0]} frames "
-                           f"of {tx.frames.shape[1:]}, expected {video.frames.shape}")
+    except RuntimeError as e:
+        raise RuntimeError(f"scheme {unit.scheme!r}, video {unit.video!r}: {e}") from None
     _check_budget(unit, scheme.target_uses(video), tx.channel_uses)
-    scores = {n: m(video.frames, tx.frames) for n, m in metrics.items()}
+    scores = {n: float(np.mean(v)) for n, v in per_frame.items()}
     scores["cbr"] = cbr(tx.channel_uses, f, h, w)
     return dict(asdict(unit), unit_id=unit.unit_id, seed=seed, stop_reason="trial",
                 wall_s=time.perf_counter() - t0, channel_uses=tx.channel_uses, batches=1,
                 metrics=scores, failed=int(tx.failed), failure=tx.failure_text() or None,
                 **tx.counts,
                 extra=dict(tx.extra, payload_bits=tx.payload_bits, frames=f, height=h,
-                           width=w, transmit_s=t1 - t0, failed_parts=list(tx.failures),
-                           iterations_mean=tx.iterations_mean))
+                           width=w, failed_parts=list(tx.failures),
+                           iterations_mean=tx.iterations_mean,
+                           frame_metrics={n: [float(f"{x:.6g}") for x in v.tolist()]
+                                          for n, v in per_frame.items()}))
 
 
 def _check_budget(unit: Unit, target: int | None, spent: int) -> None:

@@ -10,15 +10,24 @@
 * any other string -- a file PyAV can read; a relative path is taken relative
   to the scenario file's folder.
 
-Frames are decoded one at a time and reduced to the requested size on the
-fly, so a clip is never held at full resolution. Output: uint8 RGB
-``[F, H, W, 3]``.
+A file's frames are never held whole: :class:`FileFrames` is a read-only
+sequence (uint8 RGB ``[F, H, W, 3]``: ``len``, ``shape``, ``frames[i]``,
+``frames[a:b]``, ``frames[[i, j]]``, iteration) that decodes with PyAV what
+is asked, one frame at a time, reduced to the requested size on the fly; it
+holds one open decoder and the last :data:`FileFrames.CACHE` frames asked
+for, so its memory does not grow with the clip. Reading forward continues
+the decoder; reading backwards reopens the file (a stage that needs frames
+again re-decodes them: cheaper than holding a long clip). Synthetic scenes
+are rendered whole (``F x H x W x 3`` bytes; they are test clips). Every
+stage reads a clip through :meth:`Video.chunks` or by index, never as one
+array.
 """
 
 from __future__ import annotations
 
 import csv
 import functools
+from collections import OrderedDict
 import importlib.util
 import json
 from dataclasses import dataclass, field
@@ -70,17 +79,35 @@ class VideoSpec(InputModel):
         return Path(self.source).stem
 
 
+#: frames per chunk when a stage streams a clip (:meth:`Video.chunks`)
+CHUNK_FRAMES = 16
+
+
+def frame_chunks(frames, size: int = CHUNK_FRAMES):
+    """Consecutive uint8 chunks ``[<= size, H, W, 3]`` of ``frames`` (an array or a
+    :class:`FileFrames`), in order; each chunk is decoded when it is reached."""
+    if size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
+    if isinstance(frames, FileFrames):
+        yield from frames.chunks(size)
+        return
+    for s in range(0, len(frames), size):
+        yield frames[s:s + size]
+
+
 @dataclass
 class Video:
-    """Decoded frames plus what is known about them.
+    """A clip plus what is known about it.
 
-    ``captions`` has one entry per ground-truth segment (``boundaries`` gives
-    the first frame of each segment after the first), or one caption for the
-    whole clip, or none.
+    ``frames``: uint8 ``[F, H, W, 3]``, an array (in-memory clips: synthetic
+    scenes, tests) or a :class:`FileFrames` (decoded on demand). ``captions``
+    has one entry per ground-truth segment (``boundaries`` gives the first
+    frame of each segment after the first), or one caption for the whole clip,
+    or none.
     """
 
     name: str
-    frames: np.ndarray
+    frames: "np.ndarray | FileFrames"
     fps: float = 25.0
     captions: tuple[str, ...] = ()
     boundaries: tuple[int, ...] = field(default_factory=tuple)
@@ -89,6 +116,151 @@ class Video:
     def shape(self) -> tuple[int, int, int]:
         f, h, w, _ = self.frames.shape
         return f, h, w
+
+    def chunks(self, size: int = CHUNK_FRAMES):
+        """The clip as consecutive chunks ``[<= size, H, W, 3]`` (:func:`frame_chunks`)."""
+        return frame_chunks(self.frames, size)
+
+
+class FileFrames:
+    """The frames ``start + k * stride`` (``k < count``) of a video file, fitted to
+    ``size``, as a read-only uint8 sequence ``[count, H, W, 3]`` decoded on demand.
+
+    Working set: one open PyAV decoder (its reference pictures) plus the last
+    :data:`CACHE` frames asked for, ``CACHE x H x W x 3`` bytes, whatever
+    ``count`` is. A slice or an index list returns a new array of just those
+    frames. Reading at or after the decoder's position continues it; an earlier
+    frame reopens the file and decodes from the start.
+    """
+
+    CACHE = 8
+    dtype = np.dtype(np.uint8)
+    ndim = 4
+
+    def __init__(self, path: Path, spec: VideoSpec, count: int, size: tuple[int, int],
+                 fps: float = 25.0):
+        self.path, self.spec, self.count, self.fps = Path(path), spec, int(count), fps
+        self.shape = (self.count, int(size[0]), int(size[1]), 3)
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._decoder = None  # (container, frame iterator, next source index)
+        self.reopened = 0  # times the file was opened (a test and a benchmark read it)
+
+    def __len__(self) -> int:
+        return self.count
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape))
+
+    def __repr__(self) -> str:
+        return f"FileFrames({str(self.path)!r}, shape={self.shape})"
+
+    def __getitem__(self, key):
+        if isinstance(key, (int, np.integer)):
+            i = int(key) + (self.count if key < 0 else 0)
+            if not 0 <= i < self.count:
+                raise IndexError(f"frame {key} out of range for {self.count} frames")
+            return self._frame(i)
+        if isinstance(key, slice):
+            idx = range(*key.indices(self.count))
+            if idx.step == 1:
+                return self._range(idx.start, max(idx.stop, idx.start))
+            return self._stack(list(idx))
+        return self._stack([int(i) for i in key])
+
+    def __iter__(self):
+        for chunk in self.chunks():
+            yield from chunk
+
+    def __array__(self, dtype=None, copy=None):
+        """The whole clip as one array (``count x H x W x 3`` bytes): for tests and
+        short clips only; no stage of lgvsc calls it."""
+        out = self._range(0, self.count)
+        return out if dtype is None else out.astype(dtype)
+
+    def chunks(self, size: int = CHUNK_FRAMES):
+        """Consecutive chunks ``[<= size, H, W, 3]``, decoded as they are reached."""
+        for s in range(0, self.count, size):
+            yield self._range(s, min(s + size, self.count))
+
+    def close(self) -> None:
+        """Close the open decoder (reopened when a frame is asked for again)."""
+        if self._decoder is not None:
+            self._decoder[0].close()
+            self._decoder = None
+
+    def __getstate__(self):  # a pickled clip (a process pool) reopens its file
+        state = dict(self.__dict__)
+        state["_decoder"], state["_cache"] = None, OrderedDict()
+        return state
+
+    # -- decoding -------------------------------------------------------------
+    def _stack(self, idx: list[int]) -> np.ndarray:
+        h, w = self.shape[1:3]
+        out = np.empty((len(idx), h, w, 3), np.uint8)
+        for n, i in enumerate(idx):
+            out[n] = self[i]
+        return out
+
+    def _frame(self, i: int) -> np.ndarray:
+        if i in self._cache:
+            self._cache.move_to_end(i)
+            return self._cache[i]
+        return self._range(i, i + 1)[0]
+
+    def _remember(self, i: int, img: np.ndarray) -> None:
+        img.flags.writeable = False
+        self._cache[i] = img
+        if len(self._cache) > self.CACHE:
+            self._cache.popitem(last=False)
+
+    def _range(self, lo: int, hi: int) -> np.ndarray:
+        """Frames ``[lo, hi)`` as a new array."""
+        h, w = self.shape[1:3]
+        out = np.empty((hi - lo, h, w, 3), np.uint8)
+        for i in range(lo, hi):
+            if i in self._cache:
+                out[i - lo] = self._cache[i]
+            else:
+                out[i - lo] = self._decode(i)
+        return out
+
+    def _source_index(self, i: int) -> int:
+        return self.spec.start + i * self.spec.stride
+
+    def _decode(self, i: int) -> np.ndarray:
+        """Clip frame ``i``, decoding forward from the open decoder (reopened when it
+        is past ``i``); every kept frame passed on the way is remembered."""
+        import av
+
+        want = self._source_index(i)
+        if self._decoder is None or self._decoder[2] > want:
+            self.close()
+            container = av.open(str(self.path))
+            stream = container.streams.video[0]
+            self._decoder = [container, iter(container.decode(stream)), 0]
+            self.reopened += 1
+        container, frames, pos = self._decoder
+        try:
+            while True:
+                frame = next(frames, None)
+                if frame is None:
+                    raise UserError(f"{self.path}: the file ended at source frame {pos}, "
+                                    f"before frame {want} (it changed since it was probed?)")
+                k, pos = pos, pos + 1
+                self._decoder[2] = pos
+                if k < self.spec.start or (k - self.spec.start) % self.spec.stride:
+                    continue
+                img = fit_frame(frame.to_ndarray(format="rgb24"), self.spec.size, self.spec.fit)
+                j = (k - self.spec.start) // self.spec.stride
+                if j >= self.count:
+                    break
+                self._remember(j, img)
+                if k == want:
+                    return img
+        except av.error.FFmpegError as e:
+            raise UserError(f"{self.path}: cannot decode video ({e})") from None
+        raise IndexError(f"frame {i} out of range for {self.count} frames")
 
 
 def builtin_path(name: str) -> Path:
@@ -168,33 +340,6 @@ def fit_frame(img: np.ndarray, size: tuple[int, int] | None, fit: str) -> np.nda
     return np.ascontiguousarray(img[y:y + h, x:x + w])
 
 
-def read_frames(path: Path, spec: VideoSpec) -> tuple[np.ndarray, float]:
-    """Decode ``spec.frames`` frames from ``start`` every ``stride``, fitted to ``size``."""
-    try:
-        import av
-    except ImportError:
-        raise UserError("reading video files needs PyAV: pip install 'lgvsc[video]'") from None
-    out = []
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            fps = float(stream.average_rate or 25.0)
-            for i, frame in enumerate(container.decode(stream)):
-                if i < spec.start or (i - spec.start) % spec.stride:
-                    continue
-                out.append(fit_frame(frame.to_ndarray(format="rgb24"), spec.size, spec.fit))
-                if spec.frames and len(out) == spec.frames:
-                    break
-    except (av.error.FFmpegError, IndexError) as e:
-        raise UserError(f"{path}: cannot decode video ({e})") from None
-    if not out:
-        raise UserError(f"{path}: no frames at start={spec.start}, stride={spec.stride}")
-    if spec.frames and len(out) < spec.frames:
-        raise UserError(f"{path}: only {len(out)} frames from start={spec.start} with "
-                        f"stride={spec.stride}, {spec.frames} requested")
-    return np.stack(out), fps
-
-
 def _sidecar_captions(path: Path) -> dict[str, str]:
     """{video: caption} from a JSON object or a CSV file; every problem is one line."""
     if not path.is_file():
@@ -260,8 +405,10 @@ def load_video(spec: VideoSpec, base_dir: str | Path = ".", seed: int = 0) -> Vi
         path = _source_path(spec, base)
     except UserError as e:
         raise UserError(f"video {spec.source!r}: {e}") from None
-    frames, fps = read_frames(path, spec)
-    return Video(spec.label(), frames, fps, *_file_captions(spec, base, len(frames)))
+    total, h, w, fps = _probe_file(path)
+    count = _kept_frames(spec, total, str(path))
+    frames = FileFrames(path, spec, count, _fitted_size(spec, (h, w)), fps)
+    return Video(spec.label(), frames, fps, *_file_captions(spec, base, count))
 
 
 def _file_captions(spec: VideoSpec, base: Path,
@@ -305,8 +452,8 @@ def _source_path(spec: VideoSpec, base: Path) -> Path:
     return path
 
 
-def _probe_file(path: Path) -> tuple[int, int, int]:
-    """(frames, height, width) of a video file: the header, its packets counted
+def _probe_file(path: Path) -> tuple[int, int, int, float]:
+    """(frames, height, width, fps) of a video file: the header, its packets counted
     (not decoded) and the first frame decoded to prove the stream decodes."""
     try:
         import av
@@ -318,6 +465,7 @@ def _probe_file(path: Path) -> tuple[int, int, int]:
                 raise UserError(f"{path}: no video stream")
             stream = container.streams.video[0]
             h, w = stream.codec_context.height, stream.codec_context.width
+            fps = float(stream.average_rate or 25.0)
             count = sum(1 for p in container.demux(stream) if p.size)
         with av.open(str(path)) as container:
             first = next(container.decode(container.streams.video[0]), None)
@@ -325,7 +473,7 @@ def _probe_file(path: Path) -> tuple[int, int, int]:
         raise UserError(f"{path}: cannot decode video ({e})") from None
     if first is None or count == 0:
         raise UserError(f"{path}: no decodable frames")
-    return count, first.height or h, first.width or w
+    return count, first.height or h, first.width or w, fps
 
 
 def _kept_frames(spec: VideoSpec, total: int, what: str) -> int:
@@ -357,7 +505,7 @@ def probe_video(spec: VideoSpec, base_dir: str | Path = ".", seed: int = 0) -> V
         f, h, w = clip.shape
         return VideoInfo(spec.label(), f, h, w, (h, w), clip.captions)
     path = _source_path(spec, base)
-    total, h, w = _probe_file(path)
+    total, h, w, _ = _probe_file(path)
     frames = _kept_frames(spec, total, str(path))
     size = _fitted_size(spec, (h, w))
     return VideoInfo(spec.label(), frames, *size, (h, w), _file_captions(spec, base, frames)[0])

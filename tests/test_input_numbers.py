@@ -173,7 +173,7 @@ BOMBS = [
      ["videos[0]", "32 frames of 20000x20000", "GiB", "available"]),
     (_vid("videos.0.frames", 1_000_000_000), ["videos[0]", "1000000000 frames", "TiB"]),
     (_set(_video(), "videos.0", {"source": "builtin:bikes", "size": [16000, 16000]}),
-     ["videos[0]", "250 frames of 16000x16000", "available"]),
+     ["videos[0]", "a window of 32 frames of 16000x16000 (the clip is streamed)", "available"]),
     (_link("monte_carlo.batch_blocks", 10 ** 12),
      ["monte_carlo.batch_blocks", "1000000000000 blocks of 256 bits", "per batch",
       "available"]),

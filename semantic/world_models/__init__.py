@@ -71,6 +71,16 @@ class WorldModel:
                  generator: torch.Generator) -> np.ndarray:
         raise NotImplementedError
 
+    def generate_chunks(self, request: SegmentRequest, length: int, last_index: int | None,
+                        generator: torch.Generator, size: int = 16):
+        """The frames of :meth:`generate` as consecutive chunks ``[<= size, H, W, 3]``,
+        made as they are read. Default: :meth:`generate` whole, then cut (a model
+        that makes a segment in one call holds that segment, at most the lengths it
+        generates); a model that can make its frames a few at a time overrides it."""
+        out = self.generate(request, length, last_index, generator)
+        for s in range(0, len(out), size):
+            yield out[s:s + size]
+
 
 def make_world_model(type: str, **params) -> WorldModel:
     return WORLD_MODELS.get(type)(**params)

@@ -78,26 +78,41 @@ class FlowInterpolator(WorldModel):
         return f01, f10, v0, v1
 
     def generate(self, request, length, last_index=None, generator=None):
+        return np.concatenate(list(self.generate_chunks(request, length, last_index, generator)))
+
+    def generate_chunks(self, request, length, last_index=None, generator=None, size=16):
+        """Frames a chunk at a time: the two flows are estimated once per segment and
+        each frame is warped when its chunk is read (working set: the flows and masks
+        of one segment plus one chunk, whatever the segment's length)."""
         first = request.first
         if request.last is None or length == 1:
-            return np.repeat(first[None], length, axis=0)
+            for s in range(0, length, size):
+                yield np.repeat(first[None], min(size, length - s), axis=0)
+            return
         span = (length - 1) if last_index is None else last_index
         if span < 1:
             raise ValueError(f"last_index must be >= 1, got {span}")
-        out = np.empty((length, *first.shape), np.uint8)
-        out[0] = first
-        out[span:] = request.last
-        if span == 1:
-            return out
+        frame = self._between(request, span) if span > 1 else None
+        for s in range(0, length, size):
+            out = np.empty((min(size, length - s), *first.shape), np.uint8)
+            for i in range(s, s + len(out)):
+                out[i - s] = first if i == 0 else request.last if i >= span else frame(i)
+            yield out
+
+    def _between(self, request, span: int):
+        """frame(i) for 0 < i < span: the blend of the two warped keyframes, or the
+        first keyframe when they show different scenes (no cross-fade)."""
+        first = request.first
         f01, f10, v0, v1 = self._flows(request, span)
-        if min(v0.mean(), v1.mean()) < self.min_consistent:  # different scenes: no cross-fade
-            out[1:span] = first
-            return out
-        for i in range(1, span):
+        if min(v0.mean(), v1.mean()) < self.min_consistent:
+            return lambda i: first
+
+        def frame(i):
             t = i / span
             a = _warp(first, -t * f01)  # first keyframe moved forward by t
             b = _warp(request.last, -(1 - t) * f10)
             wa = ((1 - t) * (v0 + 1e-3))[..., None]
             wb = (t * (v1 + 1e-3))[..., None]
-            out[i] = np.clip(np.rint((wa * a + wb * b) / (wa + wb)), 0, 255).astype(np.uint8)
-        return out
+            return np.clip(np.rint((wa * a + wb * b) / (wa + wb)), 0, 255).astype(np.uint8)
+
+        return frame

@@ -21,7 +21,7 @@ from ...link.cbr import BudgetError, cbr, channel_uses_for_cbr
 from ...link.registry import UnknownComponentError
 from ...semantic.keyframe_codecs import KEYFRAME_CODECS, make_keyframe_codec, transmit_exact
 from . import SCHEMES, SchemeConfig
-from .transmission import Transmission, VideoScheme
+from .transmission import FrameStream, Transmission, VideoScheme, rechunk
 
 
 class KeyframeJSCCConfig(SchemeConfig):
@@ -69,7 +69,14 @@ class KeyframeJSCC(VideoScheme):
         except (TypeError, ValueError) as e:
             raise ValueError(f"codec {cfg.codec['type']!r}: {e}") from None
 
+    #: coded frames sent per keyframe-codec call (analog symbols, then their side bits)
+    BATCH = 32
+
     def transmit(self, video, channel, snr_db, generator):
+        """Streams: the coded frames go in batches of :data:`BATCH` (each batch's
+        analog symbols, then its side bits; a clip with at most that many coded
+        frames is one batch), and each batch's frames are emitted as it is decoded.
+        Working set: one batch of coded frames and their decoded images, whatever F."""
         f, h, w = video.shape
         idx = list(range(0, f, self.cfg.every))
         total = self.target_uses(video)
@@ -78,17 +85,30 @@ class KeyframeJSCC(VideoScheme):
             raise BudgetError(f"target_cbr {self.cfg.target_cbr:g} gives {total} channel uses "
                               f"for {len(idx)} coded frames: none per frame; target_cbr >= "
                               f"{cbr(len(idx), f, h, w):.3g} or a larger 'every' would")
-        try:
-            coded = transmit_exact(self.codec, video.frames[idx], budget, channel, snr_db, generator)
-        except BudgetError as e:
-            raise BudgetError(f"{len(idx)} coded frames get {budget} channel uses each "
-                              f"(target_cbr {self.cfg.target_cbr:g}): {e}") from None
-        out = np.empty_like(video.frames)
-        for n, i in enumerate(idx):
-            out[i:i + self.cfg.every] = coded.images[n]
-        tx = Transmission(out, coded.analog_uses, extra=dict(
-            coded_frames=len(idx), analog_uses=coded.analog_uses, side_bits=coded.side_bits,
-            keyframe_cbr=cbr(coded.channel_uses, len(idx), h, w)))
-        if coded.digital is not None:
-            tx.add_digital(coded.digital, coded.side_bits, "codec side bits")
+        tx = Transmission(None, 0, extra=dict(coded_frames=len(idx), analog_uses=0, side_bits=0))
+        tx.frames = FrameStream(rechunk(self._stream(video, idx, budget, channel, snr_db,
+                                                     generator, tx)), f, h, w)
         return tx
+
+    def _stream(self, video, idx, budget, channel, snr_db, generator, tx):
+        f, h, w = video.shape
+        every, spent = self.cfg.every, 0
+        for b in range(0, len(idx), self.BATCH):
+            part = idx[b:b + self.BATCH]
+            try:
+                coded = transmit_exact(self.codec, video.frames[part], budget, channel, snr_db,
+                                       generator)
+            except BudgetError as e:
+                raise BudgetError(f"{len(idx)} coded frames get {budget} channel uses each "
+                                  f"(target_cbr {self.cfg.target_cbr:g}): {e}") from None
+            tx.channel_uses += coded.analog_uses
+            tx.extra["analog_uses"] += coded.analog_uses
+            tx.extra["side_bits"] += coded.side_bits
+            spent += coded.channel_uses
+            if coded.digital is not None:
+                tx.add_digital(coded.digital, coded.side_bits, "codec side bits")
+            for n, i in enumerate(part):
+                img = coded.images[n][None]
+                for s in range(i, min(i + every, f), 16):  # a long hold in pieces
+                    yield np.repeat(img, min(16, i + every - s, f - s), axis=0)
+        tx.extra["keyframe_cbr"] = cbr(spent, len(idx), h, w)

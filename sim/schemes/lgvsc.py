@@ -57,9 +57,10 @@ from ...link.registry import Registry
 from ...semantic.adapters import SFA, make_adapter
 from ...semantic.calibration import CalibratedSKEM, MemoScorer
 from ...semantic.captioners import CAPTIONERS, GivenCaption, make_captioner
+from ...semantic.frames import window
 from ...semantic.keyframe_codecs import KEYFRAME_CODECS, make_keyframe_codec, transmit_exact
 from ...semantic.psss import DEFAULT_FOCUS
-from ...semantic.receiver import reconstruct
+from ...semantic.receiver import reconstruct_chunks
 from ...semantic.scorers import SCORERS, make_scorer
 from ...semantic.selectors import SKEM, SKIM
 from ...semantic.side_info import SIDE_INFO, make_side_info
@@ -70,7 +71,7 @@ from ...semantic.world_models import WORLD_MODELS, make_world_model
 from ..errors import UserError
 from . import SCHEMES, DecodingConfig
 from .fields import Modulation, Rate
-from .transmission import Transmission, VideoScheme
+from .transmission import FrameStream, Transmission, VideoScheme
 
 PRESETS = {"skim-sfa": dict(selector="skim", adapter="sfa"),
            "skem-dsa": dict(selector="skem", adapter="dsa")}
@@ -386,8 +387,8 @@ class LGVSC(VideoScheme):
         flows = [self.side.dense(d, h, w) if hasattr(self.side, "dense") else None for d in descs]
         texts = [_motion_text(self.side, d) for d in descs]
         adapter = self.adapter(video, p)
-        frames = reconstruct(decoded, p.segments, captions, texts, flows, self.model,
-                             adapter, generator)
+        frames = FrameStream(reconstruct_chunks(decoded, p.segments, captions, texts, flows,
+                                                self.model, adapter, generator), f, h, w)
         extra = dict(
             keyframes=p.keyframes, threshold=p.selection.threshold, keyframe_budget=kf_budget,
             keyframe_uses=coded.channel_uses,
@@ -529,7 +530,7 @@ class TextOnly(VideoScheme):
             captioner = self.captioner or (GivenCaption(video.captions, video.boundaries)
                                            if video.captions else make_captioner("none"))
             chunks = self.chunks(len(video.frames))
-            out = [captioner.caption(video.frames[s:e], s, e) for s, e in chunks]
+            out = [captioner.caption(window(video.frames, s, e), s, e) for s, e in chunks]
             for (s, e), text in zip(chunks, out):
                 if not text.strip():
                     raise UserError(
@@ -547,8 +548,8 @@ class TextOnly(VideoScheme):
         bits = encode_texts(sent)
         rx = self.digital(bits, channel, snr_db_to_no(snr_db), generator)
         received = decode_texts(rx.bits, len(chunks))
-        frames = np.concatenate([self.model.generate_from_text(text, e - s, (h, w), generator)
-                                 for (s, e), text in zip(chunks, received)])
+        frames = FrameStream((self.model.generate_from_text(text, e - s, (h, w), generator)
+                              for (s, e), text in zip(chunks, received)), f, h, w)
         tx = Transmission(frames, 0, extra=dict(
             chunks=[list(c) for c in chunks], captions_sent=sent, captions_received=received,
             caption_uses=rx.channel_uses))

@@ -24,18 +24,97 @@ from . import Scheme
 COUNT_KEYS = ("bits", "bit_errors", "blocks", "block_errors", "raw_bits", "raw_bit_errors")
 
 
+class FrameStream:
+    """Received frames, made while they are read: ``count`` frames of ``height`` x
+    ``width`` as uint8 chunks ``[n, H, W, 3]`` in display order, drawn from the
+    iterator ``chunks``. A scheme returns one so that a trial holds one chunk of
+    received video at a time: its receiver runs as the runner scores the chunks.
+    It can be read once; reading it is checked (a chunk of the wrong size, too
+    many or too few frames raise ``RuntimeError``: a bug in the scheme).
+    ``np.asarray(stream)`` reads it whole into one array (kept: for tests and
+    short clips; the runner never does)."""
+
+    dtype = np.dtype(np.uint8)
+    ndim = 4
+
+    def __init__(self, chunks, count: int, height: int, width: int):
+        self._chunks, self.count = iter(chunks), int(count)
+        self.shape = (self.count, int(height), int(width), 3)
+        self._read = False
+        self._array = None
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __array__(self, dtype=None, copy=None):
+        if self._array is None:
+            chunks = list(self)
+            self._array = (np.concatenate(chunks) if chunks
+                           else np.zeros(self.shape, np.uint8))
+        return self._array if dtype is None else self._array.astype(dtype)
+
+    def __getitem__(self, key):
+        return np.asarray(self)[key]
+
+    def __iter__(self):
+        if self._array is not None:
+            yield from (self._array[s:s + 16] for s in range(0, self.count, 16))
+            return
+        if self._read:
+            raise RuntimeError("a FrameStream can be read once")
+        self._read = True
+        seen = 0
+        for chunk in self._chunks:
+            if chunk.dtype != np.uint8 or chunk.shape[1:] != self.shape[1:]:
+                raise RuntimeError(f"received chunk {chunk.dtype} {chunk.shape}, expected uint8 "
+                                   f"[n, {self.shape[1]}, {self.shape[2]}, 3]")
+            seen += len(chunk)
+            if seen > self.count:
+                raise RuntimeError(f"the stream holds more than its {self.count} frames")
+            yield chunk
+        if seen != self.count:
+            raise RuntimeError(f"the stream ended after {seen} of its {self.count} frames")
+
+
+def rechunk(chunks, size: int = 16):
+    """The frames of ``chunks`` (uint8 arrays ``[n, H, W, 3]``, any ``n``) regrouped into
+    chunks of exactly ``size`` frames (the last one shorter); one output chunk held."""
+    buf, have = [], 0
+    for chunk in chunks:
+        while len(chunk):
+            take = chunk[:size - have]
+            buf.append(take)
+            have += len(take)
+            chunk = chunk[len(take):]
+            if have == size:
+                yield buf[0] if len(buf) == 1 else np.concatenate(buf)
+                buf, have = [], 0
+    if buf:
+        yield np.concatenate(buf)
+
+
+def received_chunks(frames, size: int = 16):
+    """Chunks of received ``frames``: an array (cut into ``size``-frame chunks) or a
+    :class:`FrameStream` (its own chunks)."""
+    if isinstance(frames, FrameStream):
+        return iter(frames)
+    return (frames[s:s + size] for s in range(0, len(frames), size))
+
+
 @dataclass
 class Transmission:
     """Received video and the cost of sending it.
 
-    ``frames``: uint8 [F, H, W, 3]; ``channel_uses``: every complex channel use
+    ``frames``: uint8 [F, H, W, 3], an array or a :class:`FrameStream` (then
+    ``channel_uses``, ``counts``, ``extra`` and ``failures`` are final once it has
+    been read: a streaming receiver adds what it finds); ``channel_uses``: every complex channel use
     spent (analog symbols, digital payloads, side info); ``payload_bits``:
     bits given to the digital pipe; ``counts``: the digital pipe's bit/block
     counts (:data:`COUNT_KEYS`); ``extra``: scheme-specific facts;
     ``failures``: {part: why} for every part that failed (empty = success).
     """
 
-    frames: np.ndarray
+    frames: "np.ndarray | FrameStream"
     channel_uses: int
     payload_bits: int = 0
     counts: dict = field(default_factory=lambda: dict.fromkeys(COUNT_KEYS, 0))

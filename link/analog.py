@@ -92,3 +92,14 @@ class AnalogPipe:
         side_uses = math.ceil(SCALE_BITS / self.side_bits_per_use)
         return AnalogResult(out, z.numel(), SCALE_BITS, side_uses,
                             float(s.abs().square().mean()), var)
+
+    def advance(self, num_values: int, channel: Channel, no: float,
+                generator: torch.Generator) -> None:
+        """Draw from ``generator`` exactly what a call on ``num_values`` values draws
+        (the channel on that many zero symbols: fading gains, then noise, whatever
+        the values), sending nothing: a caller that must use the generator's later
+        numbers first can clone its state, advance it, and make the call later
+        with the clone."""
+        if num_values == 0:
+            return
+        channel(torch.zeros(math.ceil(num_values / 2), dtype=torch.complex64), no, generator)

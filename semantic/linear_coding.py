@@ -42,6 +42,20 @@ rest:
   (quantised ``lambda``; the analog pipe normalises the total power) and
   estimated by LLSE, ``x = g lambda / (g^2 lambda + sigma^2) y``, with
   ``sigma^2`` the analog pipe's per-value noise variance.
+* **Segments.** With ``segment_values`` set, the analog values go through
+  the pipe in consecutive segments of that many (one power scale, and its
+  side info, each); the budget fitting charges one scale per segment
+  (:meth:`LinearCoder.analog_uses`). Default: one call, one scale.
+* **Streaming.** :meth:`LinearCoder.plan_stream` plans from statistics
+  gathered set by set (two passes: means, energies and the chunk lambdas of
+  every candidate grid; then the energies of the chunks each candidate keeps),
+  never holding the sets, and makes the same decisions, bit for bit, as
+  :meth:`LinearCoder.plan` on the sets in memory (which calls it and adds
+  the ``values``). :class:`SentMap` gathers any range of the sent values from
+  the sets one at a time; :class:`Receiver` parses the metadata once and
+  rebuilds each set from its own received values (a contiguous range per set,
+  plus the partial chunk's near the end); :meth:`LinearCoder.decode` is the
+  same for all sets at once.
 
 Bit format (MSB first; ``EG_k`` = Exp-Golomb of order ``k``,
 ``SEG_k`` = EG_k of the signed value mapped ``v > 0 -> 2v - 1, v <= 0 -> -2v``)::
@@ -313,22 +327,33 @@ class Layout:
 class Plan:
     """What the transmitter sends and what it costs.
 
-    ``bits``: uint8 metadata; ``values``: float64 analog values, already scaled;
+    ``bits``: uint8 metadata; ``values``: float64 analog values, already scaled,
+    only when planned from sets in memory (:meth:`LinearCoder.plan`; None from
+    :meth:`LinearCoder.plan_stream`: gather them with :class:`SentMap`);
     ``grid``: the chunk grid used (None: the no-metadata plan); ``chunks`` [K, 4]
     int: the kept chunks (set, slice, row, col) in analog order, the last one
     ``partial_values`` coefficients long; ``analog_uses`` / ``meta_uses``: channel
-    uses of the analog pipe (power scale included) and of the metadata;
+    uses of the analog pipe (power scales included) and of the metadata;
     ``expected_sse`` [S]: expected squared error per set at the design SNR (AWGN,
-    coefficient domain, the metadata assumed intact)."""
+    coefficient domain, the metadata assumed intact); ``num_values``: analog
+    values sent; ``dc`` [S]: the mean codes; ``positions`` [V, 4]: the
+    no-metadata plan's coefficients (set, t, r, c) in analog order (at most
+    :data:`BARE_MAX_VALUES`); ``carries``: some analog value is non-zero;
+    ``chunk_codes`` [K]: the lambda codes of ``chunks``."""
 
     bits: np.ndarray
-    values: np.ndarray
+    values: np.ndarray | None
     grid: tuple[int, int] | None
     chunks: np.ndarray
     partial_values: int
     analog_uses: int
     meta_uses: int
     expected_sse: np.ndarray
+    num_values: int = 0
+    dc: np.ndarray | None = None
+    positions: np.ndarray | None = None
+    carries: bool = True
+    chunk_codes: np.ndarray | None = None
 
     @property
     def kept(self) -> int:
@@ -360,18 +385,45 @@ class LinearCoder:
     :param digital: the digital pipe the metadata goes through.
     :param design_snr_db: Es/N0 (dB, AWGN) at which the grid is chosen.
     :param lambda_step: log2 lambda per code (both ends must agree).
+    :param segment_values: None (default): the analog values go through the pipe
+        in one call (one power scale); an even ``S``: in consecutive segments of
+        at most ``S`` values, one call (one power scale, its side info charged)
+        each -- the budget fitting counts one scale per segment.
     """
 
     def __init__(self, grids, analog: AnalogPipe, digital: DigitalPipe,
-                 design_snr_db: float = 5.0, lambda_step: float = LAMBDA_STEP):
+                 design_snr_db: float = 5.0, lambda_step: float = LAMBDA_STEP,
+                 segment_values: int | None = None):
         grids = grid_list(grids)
         if not math.isfinite(design_snr_db):
             raise ValueError(f"design_snr_db must be finite, got {design_snr_db}")
         if not 0 < lambda_step <= 8:
             raise ValueError(f"lambda_step must be in (0, 8], got {lambda_step}")
+        if segment_values is not None and (segment_values < 2 or segment_values % 2):
+            raise ValueError(f"segment_values must be an even number >= 2, got {segment_values}")
         self.grids, self.analog, self.digital = grids, analog, digital
         self.design_no = snr_db_to_no(design_snr_db)
         self.step = float(lambda_step)
+        self.segment_values = segment_values
+
+    # -- analog segments --------------------------------------------------------
+    def segments(self, num_values: int) -> list[tuple[int, int]]:
+        """The analog pipe calls: [start, end) value ranges."""
+        s = self.segment_values or max(num_values, 1)
+        return [(a, min(a + s, num_values)) for a in range(0, num_values, s)]
+
+    def analog_uses(self, num_values: int) -> int:
+        """Channel uses of ``num_values`` analog values, one power scale per segment."""
+        return sum(self.analog.symbols_for(b - a) for a, b in self.segments(num_values))
+
+    def _values_fit(self, uses: int) -> int:
+        """The most analog values whose :meth:`analog_uses` fit ``uses`` (<= 0: none)."""
+        side = self.analog.symbols_for(2) - 1
+        v, s = 2 * (uses - side), self.segment_values
+        if s is None or v <= s:
+            return v
+        n = max(1, 2 * uses // (s + 2 * side))  # most full segments that fit
+        return max(n * s, 2 * (uses - side * (n + 1)))
 
     # -- transmitter ----------------------------------------------------------
     def plan(self, sets: list[np.ndarray], budget_uses: int,
@@ -380,23 +432,69 @@ class LinearCoder:
         included; all of one H, W); ``budget_uses``: complex channel uses,
         everything included; ``weights`` [S]: distortion weight of each set when
         the grid is chosen (default 1; e.g. a plane's weight in RGB MSE).
-        Raises :class:`BudgetUnfit` when no grid spends [BUDGET_FLOOR, 1] x it."""
+        Raises :class:`BudgetUnfit` when no grid spends [BUDGET_FLOOR, 1] x it.
+        The plan carries its analog ``values`` (see :meth:`plan_stream`)."""
         sets = [np.asarray(s, dtype=np.float64) for s in sets]
-        w = np.ones(len(sets)) if weights is None else np.asarray(weights, dtype=np.float64)
-        dc = self._dc_codes(sets)
-        resid = [s.copy() for s in sets]
-        for r, code, s in zip(resid, dc, sets):
-            r[0, 0, 0] -= code * DC_STEP * math.sqrt(s.size)
-        best, usable = self._bare(sets, budget_uses), 0
+        shapes = [s.shape for s in sets]
+        plan = self.plan_stream(lambda: (s.copy() for s in sets), shapes, budget_uses, weights)
+        sent = SentMap(self, plan, shapes)
+        plan.values = np.zeros(plan.num_values)
+        for n, s in enumerate(sets):
+            sent.gather(n, s, 0, plan.num_values, plan.values)
+        return plan
+
+    def plan_stream(self, read_sets, shapes: list[tuple[int, int, int]], budget_uses: int,
+                    weights: np.ndarray | None = None) -> Plan:
+        """:meth:`plan` from statistics: ``read_sets()`` yields the sets in order
+        (fresh float64 arrays, one at a time; it may be modified) and is called
+        twice: once for the statistics (means, energies, chunk lambdas of every
+        candidate grid, the no-metadata candidate's few coefficients), once for
+        the energies of the chunks each candidate keeps. Holds the statistics
+        (a few numbers per chunk of every grid), never the sets; the plan holds
+        no values (``values`` None). Same decisions, bit for bit, as from the
+        sets in memory."""
+        n_sets = len(shapes)
+        w = np.ones(n_sets) if weights is None else np.asarray(weights, dtype=np.float64)
+        h, wd = shapes[0][1:]
+        lays = [Layout.grid(h, wd, g) for g in self.grids]
+        t_max = max(sh[0] for sh in shapes)
+        lams = [np.zeros((n_sets, t_max, *lay.shape)) for lay in lays]
+        bare_v = self._bare_values(shapes, budget_uses)
+        pos = _bare_positions(shapes, bare_v) if bare_v else None
+        bare_x = np.empty(bare_v) if bare_v else None
+        dc = np.zeros(n_sets, np.int64)
+        energy, resid_energy = np.zeros(n_sets), np.zeros(n_sets)
+        for n, s in enumerate(read_sets()):  # pass 1: statistics
+            energy[n] = float(np.sum(s * s))
+            if bare_v:
+                m = pos[:, 0] == n
+                bare_x[m] = s[pos[m, 1], pos[m, 2], pos[m, 3]]
+            dc[n] = self._dc_codes([s])[0]
+            s[0, 0, 0] -= dc[n] * DC_STEP * math.sqrt(s.size)
+            resid_energy[n] = float(np.sum(s * s))
+            for lam, lay in zip(lams, lays):
+                lam[n, :s.shape[0]] = lay.energy(s) / lay.sizes
+        best, usable = None, 0
+        if bare_v:
+            best = self._bare(pos, bare_x, energy, dc)
         cost = math.inf if best is None else float(w @ best.expected_sse)
-        for g, grid in enumerate(self.grids):
-            st = self._grid_state(resid, grid, budget_uses)
-            lo, hi = self._range(st, len(sets))
+        slices = [sh[0] for sh in shapes]
+        cands = []
+        for g, (lay, lam) in enumerate(zip(lays, lams)):
+            st = self._grid_state(lay, lam, slices, budget_uses)
+            lo, hi = self._range(st, n_sets)
             usable = max(usable, hi)
-            k = self._fit(st, len(sets), budget_uses) if lo <= budget_uses else None
-            if k is None:
-                continue
-            cand = self._build(st, resid, dc, g, k, budget_uses)
+            k = self._fit(st, n_sets, budget_uses) if lo <= budget_uses else None
+            if k is not None:
+                cands.append(self._candidate(st, dc, g, k, budget_uses))
+        del lams
+        if cands:  # pass 2: the energies of the kept chunks, as sent
+            for n, s in enumerate(read_sets()):
+                s[0, 0, 0] -= dc[n] * DC_STEP * math.sqrt(s.size)
+                for c in cands:
+                    c.measure(n, s)
+        for c in cands:
+            cand = c.plan(self, resid_energy, shapes)
             if float(w @ cand.expected_sse) < cost:
                 best, cost = cand, float(w @ cand.expected_sse)
         if best is None:
@@ -407,20 +505,24 @@ class LinearCoder:
                               f"{usable}", needed, usable)
         return best
 
-    def _bare(self, sets, budget_uses) -> Plan | None:
-        """The no-metadata plan: the lowest-frequency coefficients, unit gain, or
-        None (too few uses, or more than :data:`BARE_MAX_VALUES` values)."""
-        total = sum(s.size for s in sets)
-        v = min(2 * (budget_uses - self.analog.symbols_for(2) + 1), total)
-        if v < 1 or v > BARE_MAX_VALUES or self.analog.symbols_for(v) < BUDGET_FLOOR * budget_uses:
-            return None
-        pos = _bare_positions([s.shape for s in sets], v)
-        x = _gather(sets, pos)
+    def _bare_values(self, shapes, budget_uses) -> int:
+        """Values of the no-metadata plan, 0 when it is not a candidate (too few uses,
+        or more than :data:`BARE_MAX_VALUES` values)."""
+        total = sum(math.prod(sh) for sh in shapes)
+        v = min(self._values_fit(budget_uses), total)
+        if v < 1 or v > BARE_MAX_VALUES or self.analog_uses(v) < BUDGET_FLOOR * budget_uses:
+            return 0
+        return v
+
+    def _bare(self, pos, x, energy, dc) -> Plan:
+        """The no-metadata plan: the lowest-frequency coefficients ``x`` at ``pos``, unit gain."""
+        v = len(x)
         var = self.design_no * float(np.sum(x * x)) / v
-        sse = np.array([float(np.sum(s * s)) for s in sets])
+        sse = energy.copy()
         np.add.at(sse, pos[:, 0], var - x * x)
-        return Plan(np.zeros(0, np.uint8), x, None, np.zeros((0, 4), np.int64), 0,
-                    self.analog.symbols_for(v), 0, sse)
+        return Plan(np.zeros(0, np.uint8), None, None, np.zeros((0, 4), np.int64), 0,
+                    self.analog_uses(v), 0, sse, num_values=v, dc=dc, positions=pos,
+                    carries=bool(np.any(x)))
 
     @staticmethod
     def _dc_codes(sets) -> np.ndarray:
@@ -428,16 +530,10 @@ class LinearCoder:
         means = np.array([s[0, 0, 0] / math.sqrt(s.size) for s in sets])
         return np.clip(np.rint(means / DC_STEP), -lim, lim - 1).astype(np.int64)
 
-    def _grid_state(self, sets, grid, budget_uses) -> _GridState:
-        t_max, (h, w) = max(s.shape[0] for s in sets), sets[0].shape[1:]
-        lay = Layout.grid(h, w, grid)
-        rr, cc = lay.shape
-        lam = np.zeros((len(sets), t_max, rr, cc))
-        for n, s in enumerate(sets):
-            lam[n, :s.shape[0]] = lay.energy(s) / lay.sizes
+    def _grid_state(self, lay, lam, slices, budget_uses) -> _GridState:
         q = quantize_lambda(lam, self.step)
         limit = 2 * max(budget_uses, 1)  # never more values than that
-        order = _greedy(lam, [s.shape[0] for s in sets], lay.sizes, limit)
+        order = _greedy(lam, slices, lay.sizes, limit)
         sizes = lay.sizes[order[:, 2], order[:, 3]] if len(order) else np.zeros(0, int)
         cum = np.concatenate([[0], np.cumsum(sizes)])
         return _GridState(lay, lam, q, _spatial_residuals(q), order, cum)
@@ -450,8 +546,7 @@ class LinearCoder:
 
     def _values_for(self, meta_bits: int, budget_uses: int) -> int:
         """Analog values that fit beside ``meta_bits`` of metadata (<= 0: none)."""
-        scale = self.analog.symbols_for(2) - 1
-        return 2 * (budget_uses - self.digital.channel_uses(meta_bits) - scale)
+        return self._values_fit(budget_uses - self.digital.channel_uses(meta_bits))
 
     def _spent(self, st, n_sets, k, budget_uses) -> int:
         """Channel uses spent keeping ``k`` chunks (the last one partial as needed);
@@ -460,7 +555,7 @@ class LinearCoder:
         v = self._values_for(bits, budget_uses)
         if v <= st.cum[k - 1]:
             return 0
-        return self.digital.channel_uses(bits) + self.analog.symbols_for(min(v, int(st.cum[k])))
+        return self.digital.channel_uses(bits) + self.analog_uses(min(v, int(st.cum[k])))
 
     def _range(self, st, n_sets) -> tuple[int, int]:
         """(smallest budget this grid can meet exactly, most it can spend; the
@@ -469,7 +564,7 @@ class LinearCoder:
             return 1 << 62, 0
         lo = self.digital.channel_uses(self._meta_bits(st, n_sets, 1)) + self.analog.symbols_for(1)
         hi = (self.digital.channel_uses(self._meta_bits(st, n_sets, len(st.order)))
-              + self.analog.symbols_for(int(st.cum[-1])))
+              + self.analog_uses(int(st.cum[-1])))
         return lo, hi
 
     def _fit(self, st, n_sets, budget_uses) -> int | None:
@@ -489,27 +584,15 @@ class LinearCoder:
                 best_k, best = k, spent
         return best_k if best >= BUDGET_FLOOR * budget_uses else None
 
-    def _build(self, st, sets, dc, g, k, budget_uses) -> Plan:
-        bits = self._encode(st, len(sets), dc, g, k)
+    def _candidate(self, st, dc, g, k, budget_uses) -> "_Candidate":
+        bits = self._encode(st, len(dc), dc, g, k)
         v = min(self._values_for(len(bits), budget_uses), int(st.cum[k]))
         scan = _scan_order(st.order[:k])
         partial = _partial_position(scan, st.order[k - 1])
         tx = np.concatenate([np.delete(scan, partial, axis=0), scan[partial:partial + 1]])
         lam_hat = dequantize_lambda(st.q[tx[:, 0], tx[:, 1], tx[:, 2], tx[:, 3]], self.step)
-        parts, energy, left = [], np.zeros(len(tx)), v
-        for n, ((s, t, i, j), gi) in enumerate(zip(tx, gains(lam_hat))):
-            r, c = _chunk_scan(st.layout, int(i), int(j))
-            x = sets[s][t, r, c][:left]
-            left -= len(x)
-            parts.append(x * gi)
-            energy[n] = float(np.sum(x * x))
-        counts = np.array([len(x) for x in parts], dtype=np.float64)
-        lam_true = np.divide(energy, counts, out=np.zeros(len(counts)), where=counts > 0)
-        err = _llse_mse(lam_true, lam_hat, counts, self.design_no) - energy  # vs dropping it
-        sse = np.array([float(np.sum(x * x)) for x in sets])
-        np.add.at(sse, tx[:, 0], err)
-        return Plan(bits, np.concatenate(parts), self.grids[g], tx, int(counts[-1]),
-                    self.analog.symbols_for(v), self.digital.channel_uses(len(bits)), sse)
+        codes = st.q[tx[:, 0], tx[:, 1], tx[:, 2], tx[:, 3]]
+        return _Candidate(st.layout, g, bits, tx, lam_hat, codes, v, dc)
 
     def _encode(self, st, n_sets, dc, g, k) -> np.ndarray:
         """The metadata bits (format in the module docstring)."""
@@ -537,7 +620,7 @@ class LinearCoder:
     # -- receiver -------------------------------------------------------------
     def decode(self, bits: np.ndarray, shapes: list[tuple[int, int, int]], y: np.ndarray,
                noise_var: np.ndarray) -> list[np.ndarray]:
-        """Rebuild the coefficient sets.
+        """Rebuild the coefficient sets (all at once; :class:`Receiver` does it set by set).
 
         :input bits: the received metadata (uint8, errors included).
         :input shapes: ``[T_s, H, W]`` of every set (known to the receiver).
@@ -545,39 +628,183 @@ class LinearCoder:
         :input noise_var: their noise variances (float64 [V]).
         :output: float64 arrays of ``shapes``; never raises on corrupted bits.
         """
+        rx = self.receiver(bits, shapes, len(y))
+        return [rx.rebuild(n, lambda lo, hi: (y[lo:hi], noise_var[lo:hi]))
+                for n in range(len(shapes))]
+
+    def receiver(self, bits: np.ndarray, shapes, num_values: int) -> "Receiver":
+        """The metadata parsed once, for rebuilding the sets one by one."""
+        return Receiver(self, np.asarray(bits, dtype=np.uint8), shapes, num_values)
+
+
+class SentMap:
+    """Where every set's analog values sit in the sent sequence of ``plan`` (the
+    transmitter's side: values can be gathered set by set, for any range)."""
+
+    def __init__(self, coder: "LinearCoder", plan: Plan, shapes):
+        self.plan, self.shapes = plan, list(shapes)
+        v = plan.num_values
+        self.spans: list[list[tuple[int, int]]] = [[] for _ in self.shapes]
+        if plan.grid is None:
+            pos = plan.positions
+            self.index = [np.nonzero(pos[:, 0] == n)[0] for n in range(len(self.shapes))]
+            for n, idx in enumerate(self.index):
+                if len(idx):
+                    self.spans[n].append((int(idx[0]), int(idx[-1]) + 1))
+            return
+        h, w = self.shapes[0][1:]
+        self.layout = Layout.grid(h, w, plan.grid)
+        tx = plan.chunks
+        self.gains = gains(dequantize_lambda(plan.chunk_codes, coder.step))
+        sizes = self.layout.sizes[tx[:, 2], tx[:, 3]]
+        self.starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        self.take = np.clip(v - self.starts, 0, sizes)
+        self.by_set: dict = {}
+        for m, s in enumerate(tx[:, 0]):
+            self.by_set.setdefault(int(s), []).append(m)
+        for n, ms in self.by_set.items():
+            main = [m for m in ms if m != len(tx) - 1]
+            if main:
+                self.spans[n].append((int(self.starts[main[0]]),
+                                      int(self.starts[main[-1]] + self.take[main[-1]])))
+            if ms[-1] == len(tx) - 1:
+                self.spans[n].append((int(self.starts[-1]), v))
+
+    def gather(self, n: int, coef: np.ndarray, lo: int, hi: int, out: np.ndarray) -> None:
+        """Write set ``n``'s sent values that fall in [lo, hi) to ``out[i - lo]``;
+        ``coef``: its coefficients [T, H, W] float64, DC included (not modified)."""
+        if self.plan.grid is None:
+            pos, idx = self.plan.positions, self.index[n]
+            idx = idx[(idx >= lo) & (idx < hi)]
+            out[idx - lo] = coef[pos[idx, 1], pos[idx, 2], pos[idx, 3]]
+            return
+        for m in self.by_set.get(n, ()):
+            start, take = int(self.starts[m]), int(self.take[m])
+            a, b = max(lo, start), min(hi, start + take)
+            if a >= b:
+                continue
+            _, t, i, j = self.plan.chunks[m]
+            r, c = _chunk_scan(self.layout, int(i), int(j))
+            x = coef[t, r, c][:take]
+            if t == 0 and i == 0 and j == 0:  # the DC leads chunk (0, 0): its residual
+                x[0] -= self.plan.dc[n] * DC_STEP * math.sqrt(coef.size)
+            x = x * self.gains[m]
+            out[a - lo:b - lo] = x[a - start:b - start]
+
+
+class Receiver:
+    """The receiver's side: the metadata parsed once (never raises on corrupted
+    bits), then each set rebuilt from its own received values.
+
+    :input bits: the received metadata; :input shapes: ``[T_s, H, W]`` of every
+    set; :input num_values: the analog values that arrived. ``spans[n]``: the
+    [lo, hi) ranges of received values set ``n`` reads (its chunks, then, for the
+    set of the partial chunk, the partial chunk's range near the end);
+    ``early``: the range read out of order (the partial chunk's, or every value
+    of the no-metadata plan), None when there is none."""
+
+    def __init__(self, coder: "LinearCoder", bits: np.ndarray, shapes, num_values: int):
+        self.shapes, self.v = list(shapes), int(num_values)
+        self.spans: list[list[tuple[int, int]]] = [[] for _ in self.shapes]
+        self.early = None
         if len(bits) == 0:  # the no-metadata plan: unit gain, so ZF as it arrived
-            out = [np.zeros(sh) for sh in shapes]
-            pos = _bare_positions(shapes, min(len(y), sum(math.prod(sh) for sh in shapes)))
-            for s, o in enumerate(out):
-                m = pos[:, 0] == s
-                o[pos[m, 1], pos[m, 2], pos[m, 3]] = y[:len(pos)][m]
-            return out
+            self.bare = True
+            total = sum(math.prod(sh) for sh in self.shapes)
+            self.pos = _bare_positions(self.shapes, min(self.v, total))
+            if len(self.pos):
+                self.early = (0, len(self.pos))
+                for n in np.unique(self.pos[:, 0]):
+                    self.spans[int(n)].append(self.early)
+            return
+        self.bare, self.step = False, coder.step
         rd = BitReader(bits)
-        g = min(rd.uint(GRID_BITS), len(self.grids) - 1)
-        h, w = shapes[0][1:]
-        lay = Layout.grid(h, w, self.grids[g])
-        dc = [_signed(rd.uint(DC_BITS), DC_BITS) for _ in shapes]
+        g = min(rd.uint(GRID_BITS), len(coder.grids) - 1)
+        h, w = self.shapes[0][1:]
+        self.layout = lay = Layout.grid(h, w, coder.grids[g])
+        self.dc = [_signed(rd.uint(DC_BITS), DC_BITS) for _ in self.shapes]
         kr, kl = rd.uint(ORDER_BITS), rd.uint(ORDER_BITS)
-        counts = [_read_staircase(rd, t_s, *lay.shape, kr) for t_s, _, _ in shapes]
+        counts = [_read_staircase(rd, t_s, *lay.shape, kr) for t_s, _, _ in self.shapes]
         scan = [(s, t, i, j) for s, c in enumerate(counts) for t in range(c.shape[0])
                 for i in range(c.shape[1]) for j in range(int(c[t, i]))]
         partial = min(rd.uint(_partial_bits(len(scan))), max(len(scan) - 1, 0))
         q = _read_codes(rd, scan, kl, code_range(self.step))
-        out = [np.zeros(sh) for sh in shapes]
         tx = scan[:partial] + scan[partial + 1:] + scan[partial:partial + 1]
-        codes = [q[c] for c in tx]
+        self.chunks: list[list[tuple]] = [[] for _ in self.shapes]  # (t, i, j, code, pos, n)
         pos = 0
-        for (s, t, i, j), code in zip(tx, codes):
-            r, c = _chunk_scan(lay, i, j)
-            n = min(len(r), len(y) - pos)
+        for m, (s, t, i, j) in enumerate(tx):
+            r, _ = _chunk_scan(lay, i, j)
+            n = min(len(r), self.v - pos)
             if n <= 0:
                 break
-            out[s][t, r[:n], c[:n]] = llse(y[pos:pos + n], noise_var[pos:pos + n],
-                                           float(dequantize_lambda(code, self.step)))
+            self.chunks[s].append((t, i, j, q[(s, t, i, j)], pos, n))
+            if m == len(tx) - 1:
+                self.early = (pos, pos + n)
             pos += n
-        for o, code in zip(out, dc):
-            o[0, 0, 0] += code * DC_STEP * math.sqrt(o.size)
+        for s, ch in enumerate(self.chunks):
+            main = [c for c in ch if (c[4], c[4] + c[5]) != self.early]
+            if main:
+                self.spans[s].append((main[0][4], main[-1][4] + main[-1][5]))
+            if len(main) < len(ch):
+                self.spans[s].append(self.early)
+
+    def rebuild(self, n: int, received) -> np.ndarray:
+        """Set ``n`` [T, H, W] float64; ``received(lo, hi)`` -> (y, noise_var), the
+        float64 received values [lo, hi) and their noise variances."""
+        out = np.zeros(self.shapes[n])
+        if self.bare:
+            if self.spans[n]:
+                y, _ = received(*self.early)
+                m = self.pos[:, 0] == n
+                out[self.pos[m, 1], self.pos[m, 2], self.pos[m, 3]] = y[:len(self.pos)][m]
+            return out
+        got = [(a, b, *received(a, b)) for a, b in self.spans[n]]
+        for t, i, j, code, pos, k in self.chunks[n]:
+            a, _, ys, vs = next(x for x in got if x[0] <= pos and pos + k <= x[1])
+            y, var = ys[pos - a:pos - a + k], vs[pos - a:pos - a + k]
+            r, c = _chunk_scan(self.layout, i, j)
+            out[t, r[:k], c[:k]] = llse(y, var, float(dequantize_lambda(code, self.step)))
+        out[0, 0, 0] += self.dc[n] * DC_STEP * math.sqrt(out.size)
         return out
+
+
+class _Candidate:
+    """A grid's plan before the energies of its kept chunks are known (they are
+    measured set by set, :meth:`measure`, exactly as :meth:`LinearCoder.plan`
+    gathers them: each chunk's coefficients in scan order, the last one cut)."""
+
+    def __init__(self, layout, g, bits, tx, lam_hat, codes, v, dc):
+        self.layout, self.g, self.bits, self.tx, self.v = layout, g, bits, tx, v
+        self.lam_hat, self.codes, self.dc = lam_hat, codes, dc
+        self.energy = np.zeros(len(tx))
+        self.counts = np.zeros(len(tx))
+        self.carries = False
+        sizes = layout.sizes[tx[:, 2], tx[:, 3]]
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        self.take = np.clip(v - starts, 0, sizes)  # values sent of each chunk
+        self.by_set = {}
+        for n, s in enumerate(tx[:, 0]):
+            self.by_set.setdefault(int(s), []).append(n)
+
+    def measure(self, n: int, resid: np.ndarray) -> None:
+        g = gains(self.lam_hat)
+        for m in self.by_set.get(n, ()):
+            _, t, i, j = self.tx[m]
+            r, c = _chunk_scan(self.layout, int(i), int(j))
+            x = resid[t, r, c][:int(self.take[m])]
+            self.counts[m] = len(x)
+            self.energy[m] = float(np.sum(x * x))
+            self.carries = self.carries or bool(np.any(x * g[m]))
+
+    def plan(self, coder, resid_energy, shapes) -> Plan:
+        lam_true = np.divide(self.energy, self.counts, out=np.zeros(len(self.counts)),
+                             where=self.counts > 0)
+        err = _llse_mse(lam_true, self.lam_hat, self.counts, coder.design_no) - self.energy
+        sse = resid_energy.copy()
+        np.add.at(sse, self.tx[:, 0], err)
+        return Plan(self.bits, None, coder.grids[self.g], self.tx, int(self.counts[-1]),
+                    coder.analog_uses(self.v), coder.digital.channel_uses(len(self.bits)), sse,
+                    num_values=self.v, dc=self.dc, carries=self.carries,
+                    chunk_codes=self.codes)
 
 
 # -- helpers ------------------------------------------------------------------
@@ -588,9 +815,14 @@ def _signed(u: int, width: int) -> int:
 def _bare_positions(shapes, v: int) -> np.ndarray:
     """The first ``v`` coefficients of the no-metadata plan, [v, 4] (set, t, r, c):
     round robin over the sets, each in 3-D zigzag order (t + r + c, then t, r, c)."""
+    sizes = [math.prod(sh) for sh in shapes]
+    lo, hi = 0, max(sizes, default=0)  # r: fewest ranks per set whose round robin holds v
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if sum(min(n, mid) for n in sizes) >= v else (mid + 1, hi)
     ranked = []
     for s, shape in enumerate(shapes):
-        m = min(v, math.prod(shape))
+        m = min(v, sizes[s], lo)  # the first v in (rank, set) order all rank below lo
         d = 1
         while True:  # smallest box of diagonals t + r + c < d holding m coefficients
             box = np.indices([min(d, n) for n in shape]).reshape(3, -1)
@@ -603,15 +835,6 @@ def _bare_positions(shapes, v: int) -> np.ndarray:
         ranked.append(np.stack([np.arange(m), np.full(m, s), t[o], r[o], c[o]], axis=1))
     allpos = np.concatenate(ranked)
     return allpos[np.lexsort((allpos[:, 1], allpos[:, 0]))][:v, 1:]
-
-
-def _gather(sets, pos: np.ndarray) -> np.ndarray:
-    """Coefficients at ``pos`` [n, 4] (set, t, r, c)."""
-    x = np.empty(len(pos))
-    for s, a in enumerate(sets):
-        m = pos[:, 0] == s
-        x[m] = a[pos[m, 1], pos[m, 2], pos[m, 3]]
-    return x
 
 
 def _partial_bits(k: int) -> int:

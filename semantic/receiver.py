@@ -32,12 +32,16 @@ def reconstruct(keyframes: dict[int, np.ndarray], segments: list[tuple[int, int]
 def reconstruct_chunks(keyframes: dict[int, np.ndarray], segments: list[tuple[int, int]],
                        captions: list[str], motion_texts: list[str], flows: list,
                        model: WorldModel, adapter, generator: torch.Generator,
-                       size: int = 16):
+                       size: int = 16, lo: int = 0, hi: int | None = None):
     """The frames of :func:`reconstruct` as consecutive uint8 chunks ``[<= size, H, W, 3]``,
     made segment by segment as they are read: the adapter's
     :meth:`~lgvsc.semantic.adapters.DSA.chunks` asks the world model for its frames
-    chunk by chunk (a model that generates a segment whole holds that segment)."""
-    for n, (a, b) in enumerate(segments):
+    chunk by chunk (a model that generates a segment whole holds that segment).
+    ``lo``, ``hi``: only segments ``lo .. hi - 1`` (``keyframes`` needs just theirs),
+    so that a receiver can rebuild the clip as its keyframes arrive."""
+    hi = len(segments) if hi is None else hi
+    for n in range(lo, hi):
+        a, b = segments[n]
         req = SegmentRequest(keyframes[a], keyframes[b] if b != a else None,
                              captions[n] if n < len(captions) else "",
                              motion_texts[n] if n < len(motion_texts) else "",

@@ -156,6 +156,11 @@ class FileFrames:
         return f"FileFrames({str(self.path)!r}, shape={self.shape})"
 
     def __getitem__(self, key):
+        if isinstance(key, tuple):  # frames first, then numpy indexing of what was read
+            head = self[key[0]]
+            rest = key[1:]
+            return head[rest] if isinstance(key[0], (int, np.integer)) else \
+                head[(slice(None), *rest)]
         if isinstance(key, (int, np.integer)):
             i = int(key) + (self.count if key < 0 else 0)
             if not 0 <= i < self.count:

@@ -367,47 +367,74 @@ class LGVSC(VideoScheme):
                 f"{cbr(cap + side + k * least, f, h, w):.3g} is needed at the very least")
         return per_kf
 
+    #: keyframes sent per keyframe-codec call (analog symbols, then their side bits)
+    KEYFRAME_BATCH = 32
+
     def transmit(self, video, channel, snr_db, generator):
+        """Captions and side info first; then the keyframes in batches of
+        :data:`KEYFRAME_BATCH` while the receiver rebuilds, segment by segment, every
+        segment whose keyframes have arrived (a plan with at most that many
+        keyframes: one batch, then the world model, as a whole-clip receiver would).
+        Working set: one batch of keyframes (and their decoded images), the flows
+        of one segment and one chunk of frames, whatever F; the plan keeps the
+        keyframe indices, captions and side info."""
         p = self.plan(video)
         f, h, w = video.shape
         no = snr_db_to_no(snr_db)
         kf_budget = self.keyframe_budget(video, p)
         cap_rx = self.digital(p.caption_bits, channel, no, generator)
         side_rx = self.digital(p.side_bits, channel, no, generator)
-        try:
-            coded = transmit_exact(self.codec, video.frames[p.keyframes], kf_budget, channel,
-                                   snr_db, generator)
-        except BudgetError as e:
-            raise BudgetError(f"the {len(p.keyframes)} keyframes get {kf_budget} channel uses "
-                              f"each (target_cbr {self.cfg.target_cbr:g} after captions and side "
-                              f"info): {e}") from None
-        decoded = dict(zip(p.keyframes, coded.images))
         captions = decode_texts(cap_rx.bits, len(p.segments))
         descs = self._side_from_bits(side_rx.bits, len(p.segments))
         flows = [self.side.dense(d, h, w) if hasattr(self.side, "dense") else None for d in descs]
         texts = [_motion_text(self.side, d) for d in descs]
         adapter = self.adapter(video, p)
-        frames = FrameStream(reconstruct_chunks(decoded, p.segments, captions, texts, flows,
-                                                self.model, adapter, generator), f, h, w)
         extra = dict(
             keyframes=p.keyframes, threshold=p.selection.threshold, keyframe_budget=kf_budget,
-            keyframe_uses=coded.channel_uses,
-            keyframe_cbr=cbr(coded.channel_uses, len(p.keyframes), h, w),
-            caption_uses=cap_rx.channel_uses, side_uses=side_rx.channel_uses,
-            captions_sent=p.captions, captions_received=captions)
+            keyframe_uses=0, keyframe_cbr=None, caption_uses=cap_rx.channel_uses,
+            side_uses=side_rx.channel_uses, captions_sent=p.captions, captions_received=captions)
         if p.capped:
             extra["keyframes_capped"] = p.capped
         if isinstance(adapter, SFA):
             extra["sfa_length"] = self.model.valid_length(adapter.length)
         if p.selection.cost:
             extra["selection_cost"] = p.selection.cost
-        tx = Transmission(frames, coded.analog_uses, extra=extra)
+        tx = Transmission(None, 0, extra=extra)
         for res, nbits, part in ((cap_rx, p.caption_bits.numel(), "captions"),
                                  (side_rx, p.side_bits.numel(), "side info")):
             tx.add_digital(res, int(nbits), part)
-        if coded.digital is not None:
-            tx.add_digital(coded.digital, coded.side_bits, "keyframe side bits")
+        receive = self._receive(video, p, kf_budget, (captions, texts, flows), adapter, channel,
+                                snr_db, generator, tx)
+        tx.frames = FrameStream(receive, f, h, w)
         return tx
+
+    def _receive(self, video, p, kf_budget, side, adapter, channel, snr_db, generator, tx):
+        """Send the keyframes batch by batch and rebuild the segments they close."""
+        captions, texts, flows = side
+        h, w = video.shape[1:]
+        keys, decoded, done = p.keyframes, {}, 0
+        for s in range(0, len(keys), self.KEYFRAME_BATCH):
+            part = keys[s:s + self.KEYFRAME_BATCH]
+            try:
+                coded = transmit_exact(self.codec, video.frames[part], kf_budget, channel,
+                                       snr_db, generator)
+            except BudgetError as e:
+                raise BudgetError(f"the {len(keys)} keyframes get {kf_budget} channel uses "
+                                  f"each (target_cbr {self.cfg.target_cbr:g} after captions and "
+                                  f"side info): {e}") from None
+            tx.channel_uses += coded.analog_uses
+            tx.extra["keyframe_uses"] += coded.channel_uses
+            if coded.digital is not None:
+                tx.add_digital(coded.digital, coded.side_bits, "keyframe side bits")
+            decoded.update(zip(part, coded.images))
+            ready = done
+            while ready < len(p.segments) and p.segments[ready][1] in decoded:
+                ready += 1
+            yield from reconstruct_chunks(decoded, p.segments, captions, texts, flows,
+                                          self.model, adapter, generator, lo=done, hi=ready)
+            done = ready
+            decoded = {k: v for k, v in decoded.items() if k >= part[-1]}  # the next's first
+        tx.extra["keyframe_cbr"] = cbr(tx.extra["keyframe_uses"], len(keys), h, w)
 
     def _side_from_bits(self, bits, n):
         k = self.side.num_bits
@@ -548,12 +575,12 @@ class TextOnly(VideoScheme):
         bits = encode_texts(sent)
         rx = self.digital(bits, channel, snr_db_to_no(snr_db), generator)
         received = decode_texts(rx.bits, len(chunks))
-        frames = FrameStream((self.model.generate_from_text(text, e - s, (h, w), generator)
-                              for (s, e), text in zip(chunks, received)), f, h, w)
-        tx = Transmission(frames, 0, extra=dict(
+        tx = Transmission(None, 0, extra=dict(
             chunks=[list(c) for c in chunks], captions_sent=sent, captions_received=received,
             caption_uses=rx.channel_uses))
         tx.add_digital(rx, int(bits.numel()), "captions")
+        tx.frames = FrameStream((self.model.generate_from_text(text, e - s, (h, w), generator)
+                                 for (s, e), text in zip(chunks, received)), f, h, w)
         return tx
 
 

@@ -42,6 +42,14 @@ class FrameStream:
         self.shape = (self.count, int(height), int(width), 3)
         self._read = False
         self._array = None
+        self._active = False  # the scheme's code is running (making the next chunk)
+        self.done = False
+
+    @property
+    def pending(self) -> bool:
+        """True until the stream has been read to its end, except while the scheme's
+        own code runs to make a chunk (it accounts as it goes)."""
+        return not self.done and not self._active
 
     def __len__(self) -> int:
         return self.count
@@ -64,7 +72,14 @@ class FrameStream:
             raise RuntimeError("a FrameStream can be read once")
         self._read = True
         seen = 0
-        for chunk in self._chunks:
+        while True:
+            self._active = True
+            try:
+                chunk = next(self._chunks, None)
+            finally:
+                self._active = False
+            if chunk is None:
+                break
             if chunk.dtype != np.uint8 or chunk.shape[1:] != self.shape[1:]:
                 raise RuntimeError(f"received chunk {chunk.dtype} {chunk.shape}, expected uint8 "
                                    f"[n, {self.shape[1]}, {self.shape[2]}, 3]")
@@ -74,6 +89,7 @@ class FrameStream:
             yield chunk
         if seen != self.count:
             raise RuntimeError(f"the stream ended after {seen} of its {self.count} frames")
+        self.done = True
 
 
 def rechunk(chunks, size: int = 16):
@@ -101,7 +117,12 @@ def received_chunks(frames, size: int = 16):
     return (frames[s:s + size] for s in range(0, len(frames), size))
 
 
-@dataclass
+#: fields of a :class:`Transmission` that a streaming receiver completes as it is read
+_ACCOUNTING = frozenset({"channel_uses", "payload_bits", "counts", "extra", "failures",
+                         "decoder_iterations", "decoded_blocks"})
+
+
+@dataclass(repr=False)
 class Transmission:
     """Received video and the cost of sending it.
 
@@ -114,7 +135,7 @@ class Transmission:
     ``failures``: {part: why} for every part that failed (empty = success).
     """
 
-    frames: "np.ndarray | FrameStream"
+    frames: "np.ndarray | FrameStream | None"
     channel_uses: int
     payload_bits: int = 0
     counts: dict = field(default_factory=lambda: dict.fromkeys(COUNT_KEYS, 0))
@@ -123,6 +144,24 @@ class Transmission:
     #: LDPC decoder iterations summed over the decoded blocks, and those blocks
     decoder_iterations: int = 0
     decoded_blocks: int = 0
+
+    def __getattribute__(self, name):
+        """The accounting of a streaming receiver is refused until its frames have been
+        read (:attr:`FrameStream.pending`): a partial count would pass for the trial's."""
+        if name in _ACCOUNTING:
+            frames = object.__getattribute__(self, "frames")
+            if isinstance(frames, FrameStream) and frames.pending:
+                raise RuntimeError(f"Transmission.{name} is known once its frames are read "
+                                   "(iterate tx.frames or np.asarray(tx.frames) first)")
+        return object.__getattribute__(self, name)
+
+    def __repr__(self) -> str:
+        frames = object.__getattribute__(self, "frames")
+        if isinstance(frames, FrameStream) and frames.pending:
+            return f"Transmission(frames=FrameStream{frames.shape}, pending)"
+        return (f"Transmission(frames={getattr(frames, 'shape', None)}, channel_uses="
+                f"{self.channel_uses}, counts={self.counts}, failures={self.failures}, "
+                f"extra={self.extra})")
 
     @property
     def iterations_mean(self) -> float | None:

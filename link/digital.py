@@ -13,6 +13,19 @@ A block whose LLRs or decoded bits are not all finite (a numerical failure
 the receiver sees) is failed whatever its CRC says: NaN LLRs tend to decode
 to the all-zero word, whose CRC is valid, so trusting the CRC there would
 report a wrong block as received.
+
+Blocks travel in batches of :meth:`DigitalPipe.batch_size` (about
+:data:`BATCH_BYTES` of per-block tensors, a multiple of 8 blocks), so the pipe's
+memory is one batch plus the payload-sized input and output bits, whatever the
+payload. Each batch is one call of the channel. Measured (CPU generator): on
+AWGN the noise of batches of a multiple of 8 blocks is exactly the noise of one
+call for all blocks (``torch.randn`` draws its uniforms in order and applies
+Box-Muller to aligned groups of 16 values, so a cut after a multiple of 16 values,
+i.e. 8 blocks' complex symbols, changes nothing; the same holds for any cut when
+the symbols per block are a multiple of 8), so the results do not depend on the
+batch size; other cuts, a CUDA generator and fading channels (which draw the
+gains of a call before its noise) give different but equally distributed draws.
+A payload of at most one batch (every short clip) is sent in one call, as before.
 """
 
 from __future__ import annotations
@@ -28,6 +41,15 @@ from .channels import Channel
 from .code import (LDPC_MAX_K, LDPC_MAX_RATE, LDPC_MIN_K, LDPC_MIN_RATE, LDPCCode, LDPCDecoding,
                    NoCode, ldpc_codeword_length, max_block_for_rate)
 from .modem import Modem, bits_per_symbol
+
+#: working set of one batch of code blocks in the pipe (bytes, an estimate: see
+#: :meth:`DigitalPipe.batch_size`)
+BATCH_BYTES = 64 << 20
+#: bytes per codeword bit and per information bit that a block's tensors take at once
+#: (float codeword, symbols, noise, received symbols, LLRs, decoder messages;
+#: info bits, CRC-coded bits, decoded bits): measured, rounded up
+BYTES_PER_CODED_BIT = 80
+BYTES_PER_INFO_BIT = 32
 
 CRC_LENGTHS = {"none": 0, "CRC24A": 24, "CRC24B": 24, "CRC24C": 24, "CRC16": 16,
                "CRC11": 11, "CRC6": 6}
@@ -131,13 +153,18 @@ class DigitalPipe:
     :param crc: Per-block CRC polynomial (Sionna names) or ``"none"``.
     :param decoding: :class:`~lgvsc.link.code.LDPCDecoding` (decoder, iterations,
         check-node rule, schedule; default ``auto``: the fast decoder on a CPU).
+    :param batch_blocks: code blocks sent per batch (default: :meth:`batch_size`).
     """
 
     def __init__(self, modulation: str = "qpsk", coding: str = "ldpc5g", rate: float = 0.5,
                  max_block: int = LDPC_MAX_K, crc: str = "CRC24B",
                  decoding: LDPCDecoding | None = None, demapping: str = "app",
-                 precision: str = "single", device: str = "cpu"):
+                 precision: str = "single", device: str = "cpu", batch_blocks: int | None = None):
         self.m = bits_per_symbol(modulation)
+        if batch_blocks is not None and batch_blocks < 1:
+            raise ValueError(f"batch_blocks must be >= 1, got {batch_blocks}")
+        #: code blocks per batch (None: from :data:`BATCH_BYTES`, see :meth:`batch_size`)
+        self.batch_blocks = batch_blocks
         if coding not in ("ldpc5g", "uncoded"):
             raise ValueError(f"coding must be 'ldpc5g' or 'uncoded', got {coding!r}")
         if crc not in CRC_LENGTHS:
@@ -198,33 +225,66 @@ class DigitalPipe:
         return self._crc[k]
 
     # -- transmission -------------------------------------------------------
+    def batch_size(self, k: int, n: int) -> int:
+        """Code blocks per batch: :attr:`batch_blocks` if set, else as many as fit
+        :data:`BATCH_BYTES` at :data:`BYTES_PER_CODED_BIT` per codeword bit and
+        :data:`BYTES_PER_INFO_BIT` per information bit, rounded down to a multiple
+        of 8 (at least 8)."""
+        if self.batch_blocks is not None:
+            return self.batch_blocks
+        per_block = BYTES_PER_CODED_BIT * n + BYTES_PER_INFO_BIT * k
+        return max(8, BATCH_BYTES // per_block // 8 * 8)
+
     def __call__(self, bits: torch.Tensor, channel: Channel, no: float,
                  generator: torch.Generator) -> DigitalResult:
-        """:input bits: [L] {0, 1} (any int/bool/float dtype). :output: DigitalResult."""
+        """:input bits: [L] {0, 1} (any int/bool/float dtype). :output: DigitalResult.
+
+        The blocks go through the link in batches of :meth:`batch_size` blocks, so
+        the per-block tensors (codewords, symbols, noise, LLRs, decoder state) take
+        one batch's memory whatever ``L``; the output ``bits`` is payload-sized.
+        """
         bits = torch.as_tensor(bits).reshape(-1)
         num = bits.numel()
         c, kp = self.segmentation(num)
         if c == 0:
             empty = torch.zeros(0, dtype=torch.uint8)
             return DigitalResult(empty, torch.zeros(0, dtype=torch.bool), 0, 0, 0, 0, 0)
-        u = torch.zeros(c * kp, dtype=torch.float32, device=self._opts["device"])
-        u[:num] = bits.to(u.device, torch.float32)
-        u = u.reshape(c, kp)
-        if self.crc_len:
-            crc_enc, crc_dec = self._crc_pair(kp)
-            u_tx = crc_enc(u)
-        else:
-            u_tx = u
-        res = self._link(kp + self.crc_len)(u_tx, channel, no, generator)
-        if self.crc_len:
-            u_hat, ok = crc_dec(res.u_hat)
-            ok = ok.reshape(c).bool()
-        else:
-            u_hat, ok = res.u_hat, torch.ones(c, dtype=torch.bool)
-        if res.finite is not None:  # a non-finite block never passes
-            ok = ok & res.finite.reshape(c).to(ok.device)
-        wrong = u_hat != u
-        out = u_hat.reshape(-1)[:num].to(torch.uint8)
-        its = None if res.iterations is None else int(np.sum(res.iterations))
-        return DigitalResult(out, ok, res.channel_uses, res.coded_bits, res.raw_bit_errors,
-                             int(wrong.reshape(-1)[:num].sum()), int(wrong.any(dim=1).sum()), its)
+        device = self._opts["device"]
+        link = self._link(kp + self.crc_len)
+        step = self.batch_size(link.k, link.n)
+        out = torch.empty(num, dtype=torch.uint8, device=device)
+        oks = []
+        uses = coded = raw = bit_err = block_err = 0
+        its = 0
+        for b0 in range(0, c, step):
+            nb = min(step, c - b0)
+            lo, hi = b0 * kp, min((b0 + nb) * kp, num)
+            u = torch.zeros(nb * kp, dtype=torch.float32, device=device)
+            u[:hi - lo] = bits[lo:hi].to(device, torch.float32)
+            u = u.reshape(nb, kp)
+            if self.crc_len:
+                crc_enc, crc_dec = self._crc_pair(kp)
+                u_tx = crc_enc(u)
+            else:
+                u_tx = u
+            res = link(u_tx, channel, no, generator)
+            del u_tx
+            if self.crc_len:
+                u_hat, ok = crc_dec(res.u_hat)
+                ok = ok.reshape(nb).bool()
+            else:
+                u_hat, ok = res.u_hat, torch.ones(nb, dtype=torch.bool)
+            if res.finite is not None:  # a non-finite block never passes
+                ok = ok & res.finite.reshape(nb).to(ok.device)
+            oks.append(ok)
+            wrong = u_hat != u
+            out[lo:hi] = u_hat.reshape(-1)[:hi - lo].to(torch.uint8)
+            uses += res.channel_uses
+            coded += res.coded_bits
+            raw += res.raw_bit_errors
+            bit_err += int(wrong.reshape(-1)[:hi - lo].sum())
+            block_err += int(wrong.any(dim=1).sum())
+            its = None if res.iterations is None or its is None else its + int(np.sum(res.iterations))
+            del res, u, u_hat, wrong
+        ok = oks[0] if len(oks) == 1 else torch.cat(oks)
+        return DigitalResult(out, ok, uses, coded, raw, bit_err, block_err, its)

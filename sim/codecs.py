@@ -44,9 +44,12 @@ import json
 import math
 import mmap
 import os
+import select
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -70,6 +73,10 @@ _CHILD = os.path.abspath(__file__)
 #: frames out, so it does not grow with their number (120 frames peak as 8 do).
 MEMORY_BASE_BYTES = 1 << 30
 MEMORY_PICTURES = 32
+#: pictures the parent holds ahead of the next frame it emits (:class:`DecodeStream`)
+REORDER_WINDOW = 16
+#: frames per chunk a :class:`DecodeStream` yields
+CHUNK_FRAMES = 16
 
 
 @dataclass
@@ -242,40 +249,239 @@ def decode(data: bytes, lengths: list[int], codec: str, height: int, width: int,
     :param pts: display index of each packet (default ``range(F)``).
     :param memory_limit_bytes: the child's address space (default :func:`memory_limit`).
     :output: :class:`Decoded` with F frames [F, H, W, 3] in display order.
+
+    The whole clip in memory: :func:`decode_stream` gives the same frames chunk by chunk.
     """
+    stream = decode_stream(data, lengths, codec, height, width, timeout_s, pts,
+                           memory_limit_bytes)
+    frames = np.empty((stream.count, height, width, 3), np.uint8)
+    pos = 0
+    for chunk in stream:
+        frames[pos:pos + len(chunk)] = chunk
+        pos += len(chunk)
+    return Decoded(frames, stream.decoded, stream.concealed, stream.status)
+
+
+def decode_stream(data: bytes, lengths: list[int], codec: str, height: int, width: int,
+                  timeout_s: float | None = None, pts: list[int] | None = None,
+                  memory_limit_bytes: int | None = None, chunk_frames: int | None = None,
+                  window: int | None = None) -> "DecodeStream":
+    """:func:`decode` as a stream: a :class:`DecodeStream` whose iteration yields the F
+    display-order frames as uint8 chunks ``[<= chunk_frames, H, W, 3]`` while the child
+    decodes; ``decoded``, ``concealed`` and ``status`` are final once it is exhausted."""
     f = len(lengths)
     pts = list(range(f)) if pts is None else [int(p) for p in pts]
     if len(pts) != f:
         raise ValueError(f"pts must have one entry per packet ({f}), got {len(pts)}")
     timeout_s = timeout_s if timeout_s is not None else 10.0 + 0.5 * f
     memory = memory_limit_bytes if memory_limit_bytes is not None else memory_limit(height, width)
-    header = json.dumps({"codec": codec, "lengths": lengths, "pts": pts, "height": height,
-                         "width": width, "memory_limit": int(memory),
+    header = json.dumps({"codec": codec, "lengths": [int(n) for n in lengths], "pts": pts,
+                         "height": height, "width": width, "memory_limit": int(memory),
                          "cpu_limit": math.ceil(timeout_s) + 1})
-    out, status = _run_child(header.encode() + b"\n" + data, timeout_s)
-    got = _read_records(out, f, height * width * 3)
-    frames = np.empty((f, height, width, 3), np.uint8)
-    last = None
-    for i in range(f):  # display order; a missing frame repeats the last good one
-        if i in got:
-            last = np.frombuffer(out, np.uint8, height * width * 3, got[i]).reshape(height, width, 3)
-        frames[i] = last if last is not None else GREY
-    return Decoded(frames, len(got), f - len(got), status)
+    return DecodeStream(header.encode() + b"\n", data, f, height, width, timeout_s,
+                        chunk_frames or CHUNK_FRAMES, window or REORDER_WINDOW)
 
 
-def _run_child(stdin: bytes, timeout_s: float) -> tuple[bytes, str]:
-    """Run the decoder child isolated, in a fresh directory: (its stdout, status)."""
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    with tempfile.TemporaryDirectory(prefix="lgvsc-decode-") as cwd:
+class DecodeStream:
+    """The decoder child's pictures as display-order chunks (see :func:`decode_stream`).
+
+    The child writes records (display index, picture) as it decodes; the parent keeps
+    the records whose index is ahead of the next frame to show, at most ``window`` of
+    them: frame ``i`` is emitted once a record with an index ``>= i + window`` has
+    arrived, or at the end of the stream. Frame ``i`` is the last record with index
+    ``i``, else a repeat of the last good frame before it in display order, else
+    mid-grey: what the whole-clip decoder gave, as long as the decoder emits its
+    pictures in display order up to ``window`` frames (FFmpeg does: it reorders
+    by POC before output; a DPB holds at most 16 pictures). A record for an index
+    already emitted (more than ``window`` frames late) is ignored and not counted in
+    ``decoded``.
+
+    Time limit: ``timeout_s`` bounds the time the parent spends *waiting* for the
+    child (its output, then its exit), summed over the decode; time the reader of
+    the stream spends between chunks does not count (the child then blocks on a
+    full pipe), so a slow consumer never turns a good decode into a timeout. At
+    the limit the child is killed, ``status`` becomes ``"timeout"`` and every
+    frame not yet received is concealed. Exactly ``count`` frames come out, always;
+    a child that fails for its environment raises :class:`~lgvsc.sim.errors.UserError`.
+    Parent memory: the bitstream, ``window`` pictures and one chunk (independent of F).
+    """
+
+    def __init__(self, header: bytes, data: bytes, count: int, height: int, width: int,
+                 timeout_s: float, chunk_frames: int, window: int):
+        self._header, self._data = header, data
+        self.count, self.height, self.width = int(count), int(height), int(width)
+        self.timeout_s, self.chunk_frames, self.window = timeout_s, max(1, chunk_frames), max(1, window)
+        self.decoded = 0
+        self.concealed = 0
+        self.status: str | None = None  # "ok" | "timeout" | "crashed" once exhausted
+        self.peak_buffered = 0  # most pictures held ahead of the next one (diagnostics)
+        self._started = False
+
+    @property
+    def done(self) -> bool:
+        return self.status is not None
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self):
+        if self._started:
+            raise RuntimeError("a DecodeStream can be read once")
+        self._started = True
+        return self._chunks()
+
+    def _chunks(self):
+        f, h, w = self.count, self.height, self.width
+        frame_bytes = h * w * 3
+        buffered: dict[int, np.ndarray] = {}
+        state = dict(next=0, last=None)
+        out: list[np.ndarray] = []
+
+        def emit_upto(stop):  # frames next .. stop - 1, in display order
+            while state["next"] < min(stop, f):
+                i = state["next"]
+                img = buffered.pop(i, None)
+                if img is not None:
+                    state["last"] = img
+                    self.decoded += 1
+                else:
+                    self.concealed += 1
+                out.append(state["last"] if state["last"] is not None else None)
+                state["next"] = i + 1
+
+        def flush(final=False):
+            while len(out) >= self.chunk_frames or (final and out):
+                part, out[:] = out[:self.chunk_frames], out[self.chunk_frames:]
+                chunk = np.empty((len(part), h, w, 3), np.uint8)
+                for j, img in enumerate(part):
+                    chunk[j] = GREY if img is None else img
+                yield chunk
+
+        child = _Child(self._header, self._data, self.timeout_s)
         try:
-            p = subprocess.run([sys.executable, "-I", _CHILD], input=stdin, capture_output=True,
-                               timeout=timeout_s, cwd=cwd, env=env)
-        except subprocess.TimeoutExpired as e:
-            return e.stdout or b"", "timeout"
-    if p.returncode == 0:
-        return p.stdout, "ok"
-    _check_environment(p.stderr)
-    return p.stdout, "crashed"
+            for idx, img in child.records(frame_bytes):
+                if idx >= f or idx < state["next"]:
+                    continue  # outside the clip, or too late: already emitted
+                buffered[idx] = img.reshape(h, w, 3)  # a later record for the same index wins
+                emit_upto(idx - self.window + 1)
+                self.peak_buffered = max(self.peak_buffered, len(buffered))
+                yield from flush()
+            self.status = child.status
+        finally:
+            child.close()
+        emit_upto(f)
+        yield from flush(final=True)
+
+
+class _Child:
+    """The decoder child, run isolated in a fresh directory; stdin fed by a thread,
+    stderr's tail kept by another, stdout read as records under the time limit."""
+
+    STDERR_TAIL = 1 << 16
+
+    def __init__(self, stdin: bytes, data: bytes, timeout_s: float):
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        self._cwd = tempfile.TemporaryDirectory(prefix="lgvsc-decode-")
+        self.status: str | None = None
+        self._left = float(timeout_s)  # seconds of waiting left
+        self._stderr = bytearray()
+        try:
+            self._p = subprocess.Popen([sys.executable, "-I", _CHILD], stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       cwd=self._cwd.name, env=env, bufsize=0)
+        except BaseException:
+            self._cwd.cleanup()
+            raise
+        self._threads = [threading.Thread(target=self._feed, args=(stdin, data), daemon=True),
+                         threading.Thread(target=self._drain, daemon=True)]
+        for t in self._threads:
+            t.start()
+
+    def _feed(self, header: bytes, data: bytes) -> None:
+        pipe = self._p.stdin
+        try:
+            pipe.write(header)
+            view = memoryview(data)
+            for pos in range(0, len(view), 1 << 20):
+                pipe.write(view[pos:pos + (1 << 20)])
+        except (OSError, ValueError):  # the child died or was killed: it reads no more
+            pass
+        finally:
+            try:
+                pipe.close()
+            except OSError:
+                pass
+
+    def _drain(self) -> None:
+        try:
+            while True:
+                part = self._p.stderr.read(1 << 16)
+                if not part:
+                    return
+                self._stderr += part
+                del self._stderr[:-self.STDERR_TAIL]
+        except (OSError, ValueError):
+            pass
+
+    def _read(self, view: memoryview) -> bool:
+        """Fill ``view`` from the child's stdout: True when full, False at end of output
+        (the child exited or closed it) or at the time limit (``status`` "timeout")."""
+        fd, pos = self._p.stdout.fileno(), 0
+        while pos < len(view):
+            t = time.monotonic()
+            ready, _, _ = select.select([fd], [], [], max(self._left, 0.0))
+            self._left -= time.monotonic() - t
+            if not ready:
+                self._kill("timeout")
+                return False
+            n = self._p.stdout.readinto(view[pos:])
+            if not n:
+                return False
+            pos += n
+        return True
+
+    def records(self, frame_bytes: int):
+        """(display index, picture [H, W, 3]) per complete record; then ``status``."""
+        head = bytearray(_INDEX_BYTES)
+        while self.status is None and self._read(memoryview(head)):
+            img = np.empty(frame_bytes, np.uint8)
+            if not self._read(memoryview(img)):
+                break  # a truncated last record (the child died mid-write) is ignored
+            yield int.from_bytes(head, "little"), img
+        if self.status is None:
+            self._finish()
+
+    def _finish(self) -> None:
+        try:
+            code = self._p.wait(timeout=max(self._left, 0.0))
+        except subprocess.TimeoutExpired:
+            self._kill("timeout")
+            return
+        for t in self._threads:
+            t.join()
+        if code == 0:
+            self.status = "ok"
+            return
+        _check_environment(bytes(self._stderr))
+        self.status = "crashed"
+
+    def _kill(self, status: str) -> None:
+        self.status = status
+        self._p.kill()
+
+    def close(self) -> None:
+        """Kill the child if it still runs (a reader that stopped early), reap it."""
+        if self._p.poll() is None:
+            self._p.kill()
+        self._p.wait()
+        for t in self._threads:
+            t.join()
+        for pipe in (self._p.stdout, self._p.stdin, self._p.stderr):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+        self._cwd.cleanup()
 
 
 def _check_environment(stderr: bytes) -> None:
@@ -287,18 +493,6 @@ def _check_environment(stderr: bytes) -> None:
 
         raise UserError(f"the video decoder child ({sys.executable} -I, isolated: no "
                         f"PYTHONPATH) failed: {last}; install lgvsc[video] into that Python")
-
-
-def _read_records(out: bytes, f: int, frame_bytes: int) -> dict[int, int]:
-    """{display index: offset of its frame in ``out``} from the child's records
-    (index, frame); a truncated last record (the child died mid-write) is ignored."""
-    got, pos, rec = {}, 0, _INDEX_BYTES + frame_bytes
-    while pos + rec <= len(out):
-        idx = int.from_bytes(out[pos:pos + _INDEX_BYTES], "little")
-        if idx < f:
-            got[idx] = pos + _INDEX_BYTES
-        pos += rec
-    return got
 
 
 def _emit(out, frames, h: int, w: int) -> None:

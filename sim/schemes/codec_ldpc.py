@@ -10,6 +10,20 @@ blocks carry errors, the bitstream falls apart, and quality collapses: the
 cliff. A decoder that crashes or times out on a bitstream whose CRCs all
 passed also fails the trial (part ``decoder``).
 
+Memory (a clip of F frames of H x W, bitstream of B bytes): the encoder reads
+the clip frame by frame and keeps only its packets; the transmission then holds
+the bitstream (B bytes, cached per clip and settings), its bits (8B bytes in,
+8B bytes out of the pipe), one batch of code blocks in the digital pipe
+(:data:`~lgvsc.link.digital.BATCH_BYTES`, ~64 MB), the decoder child's pictures
+(its own address-space limit, :func:`~lgvsc.sim.codecs.memory_limit`) and, in
+this process, a reorder window of :data:`~lgvsc.sim.codecs.REORDER_WINDOW`
+decoded frames plus one chunk of :data:`~lgvsc.sim.codecs.CHUNK_FRAMES` frames
+(3HW bytes each): ``~ 17B + 64 MB + (W + C) x 3HW``, independent of F beyond B.
+The received frames are a :class:`DecodedFrames` stream decoded while it is
+read; ``frames_concealed``, ``decoder_status`` and the ``decoder`` failure are
+final once it has been read (looking at ``extra`` or ``failures`` before that
+decodes the whole clip at once and holds it: correct, not bounded).
+
 What is charged (``charge``):
 
 * ``stream`` (default): the elementary stream, one packet per frame with its
@@ -61,6 +75,8 @@ from functools import lru_cache
 from importlib import resources
 from typing import Annotated, Literal
 
+import numpy as np
+
 from pydantic import ConfigDict, Field, model_validator
 
 from ...link import theory
@@ -75,7 +91,7 @@ from .. import codecs
 from ..limits import InputModel
 from . import SCHEMES, DecodingConfig
 from .fields import Modulation, Rate, parse_rate
-from .transmission import Transmission, VideoScheme
+from .transmission import FrameStream, Transmission, VideoScheme
 
 Speed = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
                 "slower", "veryslow"]
@@ -382,19 +398,146 @@ class CodecLDPC(VideoScheme):
         pipe = (self.budget_pipe(video, s, bits.numel(), budget) if budget is not None
                 else self._pipe(s["rate"], s["modulation"], s["max_block"]))
         res = pipe(bits, channel, snr_db_to_no(snr_db), generator)
+        num_bits = bits.numel()
+        del bits
         f, h, w = video.shape
         stream = bits_to_bytes(res.bits[:bs.num_bits])
-        dec = codecs.decode(stream, bs.lengths, self.cfg.codec, h, w, self.cfg.decode_timeout_s,
-                            pts=bs.pts)
-        c, kp = pipe.segmentation(bits.numel())
+        dec = codecs.decode_stream(stream, bs.lengths, self.cfg.codec, h, w,
+                                   self.cfg.decode_timeout_s, pts=bs.pts)
+        c, kp = pipe.segmentation(num_bits)
         k = kp + pipe.crc_len
         n = ldpc_codeword_length(k, pipe.rate, pipe.m)
-        tx = Transmission(dec.frames, 0, extra=dict(
+        crc_passed = bool(res.crc_ok.all())
+        frames = DecodedFrames(dec, h, w)
+        tx = Transmission(frames, 0, extra=PendingDict(
             s, bits_per_symbol=pipe.m, charge=self.cfg.charge, code_rate=k / n, code_blocks=c,
-            block_k=k, block_n=n, frames_concealed=dec.concealed, decoder_status=dec.status,
-            crc_failed_blocks=int((~res.crc_ok).sum()), reordered=bs.reordered, **sizes))
-        tx.add_digital(res, bits.numel(), "bitstream" if self.cfg.charge == "stream" else "mp4 file")
-        if bool(res.crc_ok.all()) and (dec.status != "ok" or dec.concealed):
-            tx.fail("decoder", f"{self.cfg.codec} decoder {dec.status}, {dec.concealed} of {f} "
-                    "frames concealed on a bitstream whose CRCs all passed")
+            block_k=k, block_n=n, frames_concealed=None, decoder_status=None,
+            crc_failed_blocks=int((~res.crc_ok).sum()), reordered=bs.reordered, **sizes),
+            failures=PendingDict())
+        tx.add_digital(res, num_bits, "bitstream" if self.cfg.charge == "stream" else "mp4 file")
+        del res
+
+        def finish():  # the decoder is done: what it found
+            tx.extra.disarm()
+            tx.failures.disarm()
+            tx.extra.update(frames_concealed=dec.concealed, decoder_status=dec.status)
+            if crc_passed and (dec.status != "ok" or dec.concealed):
+                tx.fail("decoder", f"{self.cfg.codec} decoder {dec.status}, {dec.concealed} of "
+                        f"{f} frames concealed on a bitstream whose CRCs all passed")
+
+        frames.on_end(finish)
+        tx.extra.arm(frames.settle)
+        tx.failures.arm(frames.settle)
         return tx
+
+
+class DecodedFrames(FrameStream):
+    """The received frames as the streaming decoder (:func:`~lgvsc.sim.codecs.decode_stream`)
+    makes them, read once in chunks; ``on_end`` runs when the decoder is done.
+
+    For callers that want an array: ``np.asarray(frames)`` reads the whole clip into
+    memory. :meth:`settle` (run when a transmission's ``extra`` or ``failures`` are
+    looked at before its frames were read) decodes the whole clip now and holds its
+    chunks for the one later read: bounded memory needs the frames read first, as
+    the runner does.
+    """
+
+    def __init__(self, dec, height: int, width: int):
+        self._dec, self._end, self._held = dec, None, None
+        super().__init__(self._produce(), dec.count, height, width)
+
+    def on_end(self, fn) -> None:
+        self._end = fn
+
+    def _produce(self):
+        yield from self._dec
+        if self._end is not None:
+            self._end()
+
+    def settle(self) -> None:
+        """Decode the rest now, holding the chunks, unless reading has begun (then the
+        results are final at its end)."""
+        if not self._read and self._held is None:
+            self._held = list(super().__iter__())
+
+    def __iter__(self):
+        if self._held is None:
+            return super().__iter__()
+        held, self._held = self._held, []
+        if not held and self.count:
+            raise RuntimeError("a FrameStream can be read once")
+        return iter(held)
+
+    def __array__(self, dtype=None, copy=None):
+        out = np.empty(self.shape, np.uint8)
+        pos = 0
+        for chunk in self:
+            out[pos:pos + len(chunk)] = chunk
+            pos += len(chunk)
+        return out if dtype is None else out.astype(dtype)
+
+
+class PendingDict(dict):
+    """A dict a streaming receiver completes at the end of its stream: reading it
+    before then runs the armed function first (which completes it), once."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._pending = None
+
+    def arm(self, fn) -> None:
+        self._pending = fn
+
+    def disarm(self) -> None:
+        self._pending = None
+
+    def _settle(self) -> None:
+        fn, self._pending = self._pending, None
+        if fn is not None:
+            fn()
+
+    def __getitem__(self, key):
+        self._settle()
+        return super().__getitem__(key)
+
+    def __contains__(self, key):
+        self._settle()
+        return super().__contains__(key)
+
+    def __iter__(self):
+        self._settle()
+        return super().__iter__()
+
+    def __len__(self):
+        self._settle()
+        return super().__len__()
+
+    def __eq__(self, other):
+        self._settle()
+        return super().__eq__(other)
+
+    __hash__ = None
+
+    def __repr__(self):
+        self._settle()
+        return super().__repr__()
+
+    def get(self, key, default=None):
+        self._settle()
+        return super().get(key, default)
+
+    def keys(self):
+        self._settle()
+        return super().keys()
+
+    def items(self):
+        self._settle()
+        return super().items()
+
+    def values(self):
+        self._settle()
+        return super().values()
+
+    def copy(self):
+        self._settle()
+        return dict(super().items())

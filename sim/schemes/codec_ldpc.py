@@ -435,16 +435,21 @@ class DecodedFrames(FrameStream):
     """The received frames as the streaming decoder (:func:`~lgvsc.sim.codecs.decode_stream`)
     makes them, read once in chunks; ``on_end`` runs when the decoder is done.
 
-    For callers that want an array: ``np.asarray(frames)`` reads the whole clip into
-    memory. :meth:`settle` (run when a transmission's ``extra`` or ``failures`` are
-    looked at before its frames were read) decodes the whole clip now and holds its
-    chunks for the one later read: bounded memory needs the frames read first, as
-    the runner does.
+    Before reading starts, the transmission's accounting is not refused
+    (:attr:`pending` is False): ``channel_uses`` and ``counts`` are final at
+    :meth:`CodecLDPC.transmit`, and looking at ``extra`` or ``failures`` runs
+    :meth:`settle`, which decodes the whole clip now and keeps it as an array for
+    the later read (correct, not bounded: bounded memory needs the frames read
+    first, as the runner does). While it is being read it is refused, as any stream.
     """
 
     def __init__(self, dec, height: int, width: int):
-        self._dec, self._end, self._held = dec, None, None
+        self._dec, self._end = dec, None
         super().__init__(self._produce(), dec.count, height, width)
+
+    @property
+    def pending(self) -> bool:
+        return self._read and not self.done and not self._active
 
     def on_end(self, fn) -> None:
         self._end = fn
@@ -455,26 +460,9 @@ class DecodedFrames(FrameStream):
             self._end()
 
     def settle(self) -> None:
-        """Decode the rest now, holding the chunks, unless reading has begun (then the
-        results are final at its end)."""
-        if not self._read and self._held is None:
-            self._held = list(super().__iter__())
-
-    def __iter__(self):
-        if self._held is None:
-            return super().__iter__()
-        held, self._held = self._held, []
-        if not held and self.count:
-            raise RuntimeError("a FrameStream can be read once")
-        return iter(held)
-
-    def __array__(self, dtype=None, copy=None):
-        out = np.empty(self.shape, np.uint8)
-        pos = 0
-        for chunk in self:
-            out[pos:pos + len(chunk)] = chunk
-            pos += len(chunk)
-        return out if dtype is None else out.astype(dtype)
+        """Decode the whole clip now (kept as an array) unless reading has begun."""
+        if not self._read:
+            np.asarray(self)
 
 
 class PendingDict(dict):

@@ -36,7 +36,7 @@ from .metrics import frame_scores, paired_chunks, resolve_metrics
 from .model_plan import metric_models, scheme_models
 from .scenario import Scenario, validate
 from .schemes import SCHEMES
-from .schemes.transmission import received_chunks
+from .schemes.transmission import rechunk, received_chunks
 from .seeding import RunContext, unit_seed
 from .video import load_video
 
@@ -302,6 +302,17 @@ def run_link_unit(blob: str, unit: Unit) -> dict:
                 **counts)
 
 
+#: uint8 bytes of the reference (and of the received) frames scored in one metric call
+METRIC_CHUNK_BYTES = 8 << 20
+
+
+def metric_chunk_frames(height: int, width: int) -> int:
+    """Frames per metric call: :data:`METRIC_CHUNK_BYTES` of uint8 frames (a short clip
+    is scored in one call, as the whole-clip implementation did: batched metrics such
+    as MS-SSIM round the same), at least one."""
+    return max(1, METRIC_CHUNK_BYTES // (3 * height * width))
+
+
 def run_video_unit(blob: str, unit: Unit) -> dict:
     """One trial: send the clip, score it against the original chunk by chunk as the
     receiver emits it (per-frame values kept in ``extra.frame_metrics``), account the
@@ -318,7 +329,9 @@ def run_video_unit(blob: str, unit: Unit) -> dict:
         if tuple(tx.frames.shape) != (f, h, w, 3):
             raise RuntimeError(f"scheme {unit.scheme!r} returned {tx.frames.shape[0]} frames "
                                f"of {tuple(tx.frames.shape[1:])}, expected {(f, h, w, 3)}")
-        per_frame = frame_scores(metrics, paired_chunks(video.chunks(), received_chunks(tx.frames)))
+        size = metric_chunk_frames(h, w)
+        per_frame = frame_scores(metrics, paired_chunks(
+            video.chunks(size), rechunk(received_chunks(tx.frames), size)))
     except BudgetError as e:
         raise UserError(f"scheme {unit.scheme!r}, video {unit.video!r}: {e}") from None
     except RuntimeError as e:

@@ -19,10 +19,10 @@ the bitstream (B bytes, cached per clip and settings), its bits (8B bytes in,
 this process, a reorder window of :data:`~lgvsc.sim.codecs.REORDER_WINDOW`
 decoded frames plus one chunk of :data:`~lgvsc.sim.codecs.CHUNK_FRAMES` frames
 (3HW bytes each): ``~ 17B + 64 MB + (W + C) x 3HW``, independent of F beyond B.
-The received frames are a :class:`DecodedFrames` stream decoded while it is
-read; ``frames_concealed``, ``decoder_status`` and the ``decoder`` failure are
-final once it has been read (looking at ``extra`` or ``failures`` before that
-decodes the whole clip at once and holds it: correct, not bounded).
+The received frames are a :class:`~lgvsc.sim.schemes.transmission.FrameStream`
+decoded while it is read; ``frames_concealed``, ``decoder_status`` and the
+``decoder`` failure are final once it has been read (the transmission refuses
+its accounting before that).
 
 What is charged (``charge``):
 
@@ -408,124 +408,20 @@ class CodecLDPC(VideoScheme):
         k = kp + pipe.crc_len
         n = ldpc_codeword_length(k, pipe.rate, pipe.m)
         crc_passed = bool(res.crc_ok.all())
-        frames = DecodedFrames(dec, h, w)
-        tx = Transmission(frames, 0, extra=PendingDict(
+        tx = Transmission(None, 0, extra=dict(
             s, bits_per_symbol=pipe.m, charge=self.cfg.charge, code_rate=k / n, code_blocks=c,
             block_k=k, block_n=n, frames_concealed=None, decoder_status=None,
-            crc_failed_blocks=int((~res.crc_ok).sum()), reordered=bs.reordered, **sizes),
-            failures=PendingDict())
+            crc_failed_blocks=int((~res.crc_ok).sum()), reordered=bs.reordered, **sizes))
         tx.add_digital(res, num_bits, "bitstream" if self.cfg.charge == "stream" else "mp4 file")
         del res
-
-        def finish():  # the decoder is done: what it found
-            tx.extra.disarm()
-            tx.failures.disarm()
-            tx.extra.update(frames_concealed=dec.concealed, decoder_status=dec.status)
-            if crc_passed and (dec.status != "ok" or dec.concealed):
-                tx.fail("decoder", f"{self.cfg.codec} decoder {dec.status}, {dec.concealed} of "
-                        f"{f} frames concealed on a bitstream whose CRCs all passed")
-
-        frames.on_end(finish)
-        tx.extra.arm(frames.settle)
-        tx.failures.arm(frames.settle)
+        tx.frames = FrameStream(self._receive(dec, tx, crc_passed), f, h, w)
         return tx
 
-
-class DecodedFrames(FrameStream):
-    """The received frames as the streaming decoder (:func:`~lgvsc.sim.codecs.decode_stream`)
-    makes them, read once in chunks; ``on_end`` runs when the decoder is done.
-
-    Before reading starts, the transmission's accounting is not refused
-    (:attr:`pending` is False): ``channel_uses`` and ``counts`` are final at
-    :meth:`CodecLDPC.transmit`, and looking at ``extra`` or ``failures`` runs
-    :meth:`settle`, which decodes the whole clip now and keeps it as an array for
-    the later read (correct, not bounded: bounded memory needs the frames read
-    first, as the runner does). While it is being read it is refused, as any stream.
-    """
-
-    def __init__(self, dec, height: int, width: int):
-        self._dec, self._end = dec, None
-        super().__init__(self._produce(), dec.count, height, width)
-
-    @property
-    def pending(self) -> bool:
-        return self._read and not self.done and not self._active
-
-    def on_end(self, fn) -> None:
-        self._end = fn
-
-    def _produce(self):
-        yield from self._dec
-        if self._end is not None:
-            self._end()
-
-    def settle(self) -> None:
-        """Decode the whole clip now (kept as an array) unless reading has begun."""
-        if not self._read:
-            np.asarray(self)
-
-
-class PendingDict(dict):
-    """A dict a streaming receiver completes at the end of its stream: reading it
-    before then runs the armed function first (which completes it), once."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._pending = None
-
-    def arm(self, fn) -> None:
-        self._pending = fn
-
-    def disarm(self) -> None:
-        self._pending = None
-
-    def _settle(self) -> None:
-        fn, self._pending = self._pending, None
-        if fn is not None:
-            fn()
-
-    def __getitem__(self, key):
-        self._settle()
-        return super().__getitem__(key)
-
-    def __contains__(self, key):
-        self._settle()
-        return super().__contains__(key)
-
-    def __iter__(self):
-        self._settle()
-        return super().__iter__()
-
-    def __len__(self):
-        self._settle()
-        return super().__len__()
-
-    def __eq__(self, other):
-        self._settle()
-        return super().__eq__(other)
-
-    __hash__ = None
-
-    def __repr__(self):
-        self._settle()
-        return super().__repr__()
-
-    def get(self, key, default=None):
-        self._settle()
-        return super().get(key, default)
-
-    def keys(self):
-        self._settle()
-        return super().keys()
-
-    def items(self):
-        self._settle()
-        return super().items()
-
-    def values(self):
-        self._settle()
-        return super().values()
-
-    def copy(self):
-        self._settle()
-        return dict(super().items())
+    def _receive(self, dec, tx, crc_passed: bool):
+        """The decoder's frames as they come; then what it found (concealed frames,
+        status, and a decoder failure on a bitstream whose CRCs all passed)."""
+        yield from dec
+        tx.extra.update(frames_concealed=dec.concealed, decoder_status=dec.status)
+        if crc_passed and (dec.status != "ok" or dec.concealed):
+            tx.fail("decoder", f"{self.cfg.codec} decoder {dec.status}, {dec.concealed} of "
+                    f"{dec.count} frames concealed on a bitstream whose CRCs all passed")

@@ -138,3 +138,42 @@ def test_peak_memory_does_not_grow_with_the_clip(long_clip, scheme):
     short = _peak_rss(long_clip, 60, MEMORY_SCHEMES[scheme])
     long = _peak_rss(long_clip, 600, MEMORY_SCHEMES[scheme])
     assert long - short < raw, (short, long)
+
+
+def test_softcast_sends_a_long_clip_window_by_window(monkeypatch):
+    """A clip longer than SoftCast's planning window is sent as consecutive windows, each
+    spending its share of the budget; the trial's accounting is their sum."""
+    import torch
+
+    from lgvsc.link.cbr import BUDGET_FLOOR
+    from lgvsc.link.channels import AWGN
+    from lgvsc.sim.metrics import PSNR
+    from lgvsc.sim.schemes import SCHEMES
+    from lgvsc.sim.seeding import RunContext
+    from lgvsc.sim.video import VideoSpec, load_video
+
+    clip = load_video(VideoSpec(source="builtin:carphone", frames=40, size=(72, 88)))
+    cls = SCHEMES.get("softcast")
+    cfg = cls.Config.model_validate({"name": "s", "type": "softcast", "target_cbr": 0.05,
+                                     "gop": 8})
+    whole = cls(cfg, RunContext())
+    monkeypatch.setattr(cls, "WINDOW_FRAMES", 16)
+    parts = cls(cfg, RunContext())
+    assert [p.shape[0] for p in parts.windows(clip)] == [16, 16, 8]
+    out = {}
+    for name, s in (("whole", whole), ("parts", parts)):
+        tx = s.transmit(clip, AWGN(), 25.0, torch.Generator().manual_seed(2))
+        frames = np.asarray(tx.frames)
+        budget = s.target_uses(clip)
+        assert frames.shape == (40, 72, 88, 3) and not tx.failed
+        assert BUDGET_FLOOR * budget <= tx.channel_uses <= budget
+        out[name] = (PSNR()(clip.frames, frames), tx)
+    tx = out["parts"][1]
+    assert tx.extra["windows"] == 3 and sum(tx.extra["chunk_grid"].values()) == 3
+    assert tx.extra["analog_uses"] + tx.extra["meta_uses"] == tx.channel_uses
+    assert tx.counts["bits"] == tx.extra["meta_bits"] == tx.payload_bits
+    assert abs(out["parts"][0] - out["whole"][0]) < 1.5, (out["parts"][0], out["whole"][0])
+    low = parts.transmit(clip, AWGN(), -12.0, torch.Generator().manual_seed(2))
+    np.asarray(low.frames)
+    assert low.failed and list(low.failures) == ["metadata"]
+    assert "window [0:16]:" in low.failures["metadata"]

@@ -81,9 +81,11 @@ from ...link.cbr import BUDGET_FLOOR, BudgetError, channel_uses_for_cbr
 from ...link.channels import snr_db_to_no
 from ...link.digital import DigitalPipe
 from ...semantic import linear_coding as lin
+from ...semantic.frames import window
+from ..video import Video
 from . import SCHEMES, DecodingConfig
 from .fields import Modulation, Rate
-from .transmission import FrameStream, Transmission, VideoScheme
+from .transmission import FrameStream, Transmission, VideoScheme, received_chunks
 
 
 class SoftCastConfig(DecodingConfig):
@@ -109,7 +111,13 @@ def gop_plane(frames: np.ndarray, c: int) -> np.ndarray:
     plane = np.empty(frames.shape[:3])
     for t, frame in enumerate(frames):
         plane[t] = lin.to_ycc(frame)[..., c]
-    return dctn(plane, norm="ortho")
+    return dctn(plane, norm="ortho", workers=_workers())
+
+
+def _workers() -> int:
+    """Threads for a DCT: torch's (the runner's per-worker setting). pocketfft splits
+    independent 1-D transforms over them, so the numbers do not depend on it."""
+    return max(1, torch.get_num_threads())
 
 
 def to_sets(frames: np.ndarray, gop: int) -> list[np.ndarray]:
@@ -170,6 +178,7 @@ class SoftCast(VideoScheme):
         self.coder = lin.LinearCoder(cfg.chunks, self.analog, self.meta_pipe, cfg.design_snr_db,
                                      segment_values=self.SEGMENT_VALUES)
         self._plans: dict = {}
+        self._windows: dict = {}
 
     @classmethod
     def check_video(cls, cfg, video, where):
@@ -238,7 +247,59 @@ class SoftCast(VideoScheme):
                          f"target_cbr >= {cbr_at_least(e.needed, total):.3g}",
                          f"target_cbr <= {cbr_at_most(e.usable, total):.3g}")
 
+    #: frames planned as one clip, at least (rounded up to whole GOPs): a longer clip is
+    #: sent as consecutive windows of that many frames (:meth:`windows`)
+    WINDOW_FRAMES = 256
+
+    def windows(self, video) -> list:
+        """The clip as consecutive windows of :data:`WINDOW_FRAMES` frames (whole GOPs;
+        the last one shorter), each a clip of its own (cached: plans are cached per
+        window): planned, spent and sent in turn, so the plan's statistics are one
+        window's whatever F. Each gets ``target_cbr x 3HW x`` its frames (the clip's
+        budget in proportion to frames, not to energy; a clip of at most one window is
+        planned whole, as before)."""
+        key = (video.name, id(video.frames))
+        if key not in self._windows:
+            f = video.shape[0]
+            n = -(-self.WINDOW_FRAMES // self.cfg.gop) * self.cfg.gop
+            if f <= n:
+                self._windows[key] = [video]
+            else:
+                self._windows[key] = [
+                    Video(f"{video.name} [{lo}:{min(lo + n, f)}]",
+                          window(video.frames, lo, min(lo + n, f)), video.fps)
+                    for lo in range(0, f, n)]
+        return self._windows[key]
+
     def transmit(self, video, channel, snr_db, generator):
+        parts = self.windows(video)
+        if len(parts) == 1:
+            return self._transmit(video, channel, snr_db, generator)
+        f, h, w = video.shape
+        tx = Transmission(None, 0, extra=dict(
+            windows=len(parts), chunks_sent=0, chunk_grid={}, partial_values=0, analog_uses=0,
+            meta_bits=0, meta_uses=0, meta_crc_failed=0))
+        tx.frames = FrameStream(self._send_windows(parts, channel, snr_db, generator, tx),
+                                f, h, w)
+        if isinstance(video.frames, np.ndarray):
+            tx.frames = np.asarray(tx.frames)
+        return tx
+
+    def _send_windows(self, parts, channel, snr_db, generator, tx):
+        """Each window in turn (its analog part, then its metadata, then its frames),
+        accounted into ``tx``: sums, and ``chunk_grid`` as {grid: windows}."""
+        for part in parts:
+            sub = self._transmit(part, channel, snr_db, generator)
+            yield from received_chunks(sub.frames)
+            e = sub.extra
+            for k in ("chunks_sent", "partial_values", "analog_uses", "meta_bits", "meta_uses",
+                      "meta_crc_failed"):
+                tx.extra[k] += e[k]
+            tx.extra["chunk_grid"][e["chunk_grid"]] = tx.extra["chunk_grid"].get(
+                e["chunk_grid"], 0) + 1
+            tx.absorb(sub, f"window {part.name.rpartition(' ')[2]}")
+
+    def _transmit(self, video, channel, snr_db, generator):
         p = self.plan(video)
         no = snr_db_to_no(snr_db)
         segments = self.coder.segments(p.num_values)
@@ -266,8 +327,8 @@ class SoftCast(VideoScheme):
         if rx.early is not None:
             link.fetch_early(*rx.early)
         for g in range(self._gops(link.video)):
-            planes = [idctn(rx.rebuild(3 * g + c, link.received), norm="ortho")
-                      for c in range(3)]
+            planes = [idctn(rx.rebuild(3 * g + c, link.received), norm="ortho",
+                            workers=_workers()) for c in range(3)]
             yield lin.to_rgb(np.stack(planes, axis=-1))
 
 

@@ -187,6 +187,20 @@ class Transmission:
         if bad:
             self.fail(part, f"{bad} of {res.num_blocks} code blocks failed their CRC")
 
+    def absorb(self, other: "Transmission", label: str) -> None:
+        """Add the channel uses, payload, digital counts, decoder iterations and
+        failures of ``other`` (a part of this trial, e.g. a window of the clip; its
+        frames read) to this one; a failure keeps its part's name, ``label`` goes
+        before the reason."""
+        self.channel_uses += other.channel_uses
+        self.payload_bits += other.payload_bits
+        for k in COUNT_KEYS:
+            self.counts[k] += other.counts[k]
+        self.decoder_iterations += other.decoder_iterations
+        self.decoded_blocks += other.decoded_blocks
+        for part, why in other.failures.items():
+            self.fail(part, f"{label}: {why}")
+
     def fail(self, part: str, why: str) -> None:
         """Mark the trial failed because of ``part``."""
         self.failures[part] = why if part not in self.failures else f"{self.failures[part]}; {why}"

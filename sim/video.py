@@ -16,8 +16,9 @@ sequence (uint8 RGB ``[F, H, W, 3]``: ``len``, ``shape``, ``frames[i]``,
 is asked, one frame at a time, reduced to the requested size on the fly; it
 holds one open decoder and the last :data:`FileFrames.CACHE` frames asked
 for, so its memory does not grow with the clip. Reading forward continues
-the decoder; reading backwards reopens the file (a stage that needs frames
-again re-decodes them: cheaper than holding a long clip). Synthetic scenes
+the decoder; reading backwards reopens the file at the last keyframe before
+the frame that an earlier read saw (a stage that needs frames again
+re-decodes them: cheaper than holding a long clip). Synthetic scenes
 are rendered whole (``F x H x W x 3`` bytes; they are test clips). Every
 stage reads a clip through :meth:`Video.chunks` or by index, never as one
 array.
@@ -25,6 +26,7 @@ array.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import functools
 from collections import OrderedDict
@@ -144,6 +146,9 @@ class FileFrames:
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._decoder = None  # (container, frame iterator, next source index)
         self.reopened = 0  # times the file was opened (a test and a benchmark read it)
+        self.decoded = 0  # source frames decoded
+        self._pts: list = []  # pts of source frames 0, 1, ... as read in order
+        self._keys: list[int] = []  # the keyframes among them (where a seek may land)
 
     def __len__(self) -> int:
         return self.count
@@ -197,6 +202,7 @@ class FileFrames:
     def __getstate__(self):  # a pickled clip (a process pool) reopens its file
         state = dict(self.__dict__)
         state["_decoder"], state["_cache"] = None, OrderedDict()
+        state["_pts"], state["_keys"] = [], []
         return state
 
     # -- decoding -------------------------------------------------------------
@@ -235,16 +241,15 @@ class FileFrames:
 
     def _decode(self, i: int) -> np.ndarray:
         """Clip frame ``i``, decoding forward from the open decoder (reopened when it
-        is past ``i``); every kept frame passed on the way is remembered."""
+        is past ``i`` or far behind it); every kept frame passed on the way is
+        remembered."""
         import av
 
         want = self._source_index(i)
-        if self._decoder is None or self._decoder[2] > want:
-            self.close()
-            container = av.open(str(self.path))
-            stream = container.streams.video[0]
-            self._decoder = [container, iter(container.decode(stream)), 0]
-            self.reopened += 1
+        if self._decoder is None or self._decoder[2] > want or (
+                want - self._decoder[2] > self.SEEK_AHEAD
+                and self._seek_point(want) > self._decoder[2]):
+            self._open(want)
         container, frames, pos = self._decoder
         try:
             while True:
@@ -254,6 +259,9 @@ class FileFrames:
                                     f"before frame {want} (it changed since it was probed?)")
                 k, pos = pos, pos + 1
                 self._decoder[2] = pos
+                self.decoded += 1
+                if not self._check_position(k, frame):
+                    return self._decode_from_start(i)
                 if k < self.spec.start or (k - self.spec.start) % self.spec.stride:
                     continue
                 img = fit_frame(frame.to_ndarray(format="rgb24"), self.spec.size, self.spec.fit)
@@ -266,6 +274,50 @@ class FileFrames:
         except av.error.FFmpegError as e:
             raise UserError(f"{self.path}: cannot decode video ({e})") from None
         raise IndexError(f"frame {i} out of range for {self.count} frames")
+
+    # -- seeking ------------------------------------------------------------------
+    #: a forward jump of more source frames than this seeks instead of decoding through
+    SEEK_AHEAD = 64
+
+    def _seek_point(self, want: int) -> int:
+        """The last source frame at or before ``want`` known (from an earlier read in
+        order) to be a keyframe, 0 when none is."""
+        keys = self._keys
+        n = bisect.bisect_right(keys, want)
+        return keys[n - 1] if n else 0
+
+    def _open(self, want: int, seek: bool = True) -> None:
+        """(Re)open the file positioned at the last known keyframe at or before source
+        frame ``want`` (the file's start when none is known)."""
+        import av
+
+        self.close()
+        container = av.open(str(self.path))
+        stream = container.streams.video[0]
+        start = self._seek_point(want) if seek else 0
+        if start:
+            container.seek(self._pts[start], stream=stream, backward=True, any_frame=False)
+        self._decoder = [container, iter(container.decode(stream)), start]
+        self.reopened += 1
+
+    def _check_position(self, k: int, frame) -> bool:
+        """Record source frame ``k``'s pts and keyframe flag the first time it is read
+        in order; after a seek, every frame must be where the read in order found it
+        (else the seek is not trusted: False)."""
+        pts = frame.pts
+        if k < len(self._pts):
+            return pts == self._pts[k]
+        if k == len(self._pts):
+            self._pts.append(pts)
+            if pts is not None and frame.key_frame:
+                self._keys.append(k)
+        return True
+
+    def _decode_from_start(self, i: int) -> np.ndarray:
+        """A seek that landed elsewhere than the read in order: no more seeking."""
+        self._keys.clear()
+        self._open(0, seek=False)
+        return self._decode(i)
 
 
 def builtin_path(name: str) -> Path:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -73,7 +74,8 @@ def command(job: str, video: Path, minutes: float) -> list[str]:
           "executor": {"type": "local", "workers": 1}}
     path = OUT / f"{name}.yaml"
     path.write_text(yaml.safe_dump(sc, sort_keys=False))
-    return lgvsc + ["run", path.name, "--out", f"runs/{name}", "--fresh", "--no-progress"]
+    shutil.rmtree(OUT / "runs" / name, ignore_errors=True)  # a stored unit would be resumed
+    return lgvsc + ["run", path.name, "--out", f"runs/{name}", "--no-progress"]
 
 
 def main() -> None:

@@ -53,8 +53,10 @@ class PSNR(Metric):
     bounds = (0.0, PSNR_CAP_DB)
 
     def frame_scores(self, ref, test):
-        d = ref.astype(np.float64) - test.astype(np.float64)
-        mse = (d * d).reshape(len(ref), -1).mean(axis=1)
+        mse = np.empty(len(ref))
+        for i, (a, b) in enumerate(zip(ref, test)):  # float64 copies of one frame at a time
+            d = a.astype(np.float64) - b.astype(np.float64)
+            mse[i] = (d * d).reshape(-1).mean()
         with np.errstate(divide="ignore"):
             psnr = 10 * np.log10(255.0**2 / mse)
         return np.minimum(psnr, PSNR_CAP_DB)

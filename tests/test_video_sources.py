@@ -45,7 +45,7 @@ def test_file_source_with_sidecar_captions(tmp_path):
 @pytest.mark.parametrize("spec,match", [
     (dict(source="builtin:foreman"), "valid: bikes, bigbuckbunny, carphone"),
     (dict(source="missing.mp4"), "file not found"),
-    (dict(source="builtin:carphone", frames=500), "only 120 frames"),
+    (dict(source="builtin:carphone", frames=500), "has 120 frames: only 120 from start=0"),
     (dict(source="builtin:carphone", size=(288, 352), fit="crop"), "smaller than size"),
 ])
 def test_bad_sources_are_user_errors(tmp_path, spec, match):
@@ -105,7 +105,7 @@ def test_single_shot_builtins_get_one_caption(name):
 
 def _cut_strength(frames, b):
     """Mean absolute difference across frame b-1 -> b, relative to the clip's median step."""
-    d = np.abs(np.diff(frames.astype(np.int16), axis=0)).mean(axis=(1, 2, 3))
+    d = np.abs(np.diff(np.asarray(frames).astype(np.int16), axis=0)).mean(axis=(1, 2, 3))
     return d[b - 1] / np.median(d)
 
 

@@ -277,6 +277,7 @@ def test_text_only_scheme_with_a_tiny_ltx_pipeline(tmp_path):
     before = loads()
     clip = load_video(VideoSpec(source="synthetic:static", frames=5, size=(32, 32)))
     tx = TextOnly(cfg, RunContext()).transmit(clip, AWGN(), 10, torch.Generator().manual_seed(0))
+    np.asarray(tx.frames)  # generated as the frames are read
     assert tx.frames.shape == clip.frames.shape and tx.frames.dtype == np.uint8
     assert tx.extra["captions_received"] == tx.extra["captions_sent"] == list(clip.captions[:1])
     assert tx.channel_uses > 0 and loads() == before + 1  # LTXPipeline on the loaded components

@@ -75,13 +75,17 @@ class ClassicalScorer(Scorer):
             raise ValueError(f"slope must be > 0, got {slope}")
         self.center = d_at_035 - math.atanh(0.35) / slope
         self.slope = slope
-        self._cache: dict[int, tuple] = {}
+        self._cache: dict[int, tuple] = {}  # id(frame) -> (frame, features)
+
+    #: frames whose features are remembered (SKEM asks for the latest keyframe's again
+    #: and again; a decoded-on-demand clip hands out new arrays, which the cache holds)
+    CACHE = 16
 
     def _features(self, frame: np.ndarray):
         key = id(frame)
         hit = self._cache.get(key)
         if hit is None or hit[0] is not frame:
-            if len(self._cache) > 256:
+            if len(self._cache) >= self.CACHE:  # it holds the frames: a few, not a clip
                 self._cache.clear()
             hit = (frame, features(frame))
             self._cache[key] = hit

@@ -386,7 +386,7 @@ class LGVSC(VideoScheme):
         side_rx = self.digital(p.side_bits, channel, no, generator)
         captions = decode_texts(cap_rx.bits, len(p.segments))
         descs = self._side_from_bits(side_rx.bits, len(p.segments))
-        flows = [self.side.dense(d, h, w) if hasattr(self.side, "dense") else None for d in descs]
+        flows = _DenseFlows(self.side, descs, h, w)
         texts = [_motion_text(self.side, d) for d in descs]
         adapter = self.adapter(video, p)
         extra = dict(
@@ -440,6 +440,23 @@ class LGVSC(VideoScheme):
         k = self.side.num_bits
         bits = bits.reshape(-1)
         return [self.side.from_bits(bits[i * k:(i + 1) * k]) for i in range(n)]
+
+
+class _DenseFlows:
+    """The dense motion prior of each segment (float32 [H, W, 2], or None for a side
+    info form without one), made when the receiver asks for it: one segment's at a
+    time, not K of them."""
+
+    def __init__(self, side, descs, h: int, w: int):
+        self.side, self.descs, self.h, self.w = side, descs, h, w
+
+    def __len__(self) -> int:
+        return len(self.descs)
+
+    def __getitem__(self, n: int):
+        if not hasattr(self.side, "dense"):
+            return None
+        return self.side.dense(self.descs[n], self.h, self.w)
 
 
 def _fixed_threshold(cfg) -> bool:

@@ -329,7 +329,10 @@ class SoftCast(VideoScheme):
         for g in range(self._gops(link.video)):
             planes = [idctn(rx.rebuild(3 * g + c, link.received), norm="ortho",
                             workers=_workers()) for c in range(3)]
-            yield lin.to_rgb(np.stack(planes, axis=-1))
+            out = np.empty((*planes[0].shape, 3), np.uint8)
+            for t in range(len(out)):  # to RGB a frame at a time: no GOP-sized temporaries
+                out[t] = lin.to_rgb(np.stack([p[t] for p in planes], axis=-1))
+            yield out
 
 
 class _AnalogLink:

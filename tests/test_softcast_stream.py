@@ -141,6 +141,8 @@ def test_corrupted_metadata_with_segments_degrades(carphone, monkeypatch):
 class _Lazy:
     """Frames made on demand (a stand-in for a long file clip)."""
 
+    dtype = np.dtype(np.uint8)
+
     def __init__(self, count: int, h: int = 96, w: int = 128):
         self.shape = (count, h, w, 3)
 
@@ -164,18 +166,26 @@ def _peak(scheme, video) -> int:
 
 
 def test_working_set_does_not_grow_with_the_clip(monkeypatch):
+    """Within a planning window the plan's per-chunk statistics grow with the frames;
+    past it, a clip is sent window by window: 16 and 64 frames in windows of 16."""
     monkeypatch.setattr(SoftCast, "SEGMENT_VALUES", 1 << 14)
+    monkeypatch.setattr(SoftCast, "WINDOW_FRAMES", 16)
     peaks, plans = [], []
     for f in (16, 64):
         s = _scheme(target_cbr=0.1, gop=8, chunks=[(8, 8)])
         video = Video(frames=_Lazy(f), name=f"lazy{f}")
         for _ in s.transmit(video, AWGN(), 10, torch.Generator().manual_seed(0)).frames:
             pass  # warm up (the metadata code of this length is built once)
-        plan = s.plan(video)
-        held = sum(x.nbytes for x in vars(plan).values() if isinstance(x, np.ndarray))
-        assert plan.values is None and held < 0.1 * 8 * plan.num_values
+        windows = s.windows(video)
+        held = values = 0
+        for part in windows:
+            plan = s.plan(part)
+            held += sum(x.nbytes for x in vars(plan).values() if isinstance(x, np.ndarray))
+            values += plan.num_values
+            assert plan.values is None
+        assert held < 0.1 * 8 * values
         s._plans.clear()
         peaks.append(_peak(s, video))
-        plans.append(plan.num_values)
+        plans.append(values)
     assert plans[1] > 3.5 * plans[0]  # four times the values ...
     assert peaks[1] < 1.3 * peaks[0], peaks  # ... in about the same memory

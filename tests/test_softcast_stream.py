@@ -3,15 +3,12 @@ short clips, bounded memory on long ones, several analog segments when asked."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import tracemalloc
 
 import numpy as np
 import pytest
 import torch
 
-import short_clips
 from lgvsc.link.cbr import BUDGET_FLOOR
 from lgvsc.link.channels import AWGN, RayleighBlockFading
 from lgvsc.sim.metrics import PSNR
@@ -19,39 +16,6 @@ from lgvsc.sim.schemes import softcast as sc_mod
 from lgvsc.sim.schemes.softcast import SoftCast, SoftCastConfig
 from lgvsc.sim.seeding import RunContext
 from lgvsc.sim.video import Video, VideoSpec, load_video
-
-
-def softcast_outcomes(channel: str) -> dict:
-    """:func:`short_clips.outcomes`, only for the SoftCast units."""
-    from lgvsc.sim import units as U
-    from lgvsc.sim.scenario import validate
-
-    raw = short_clips.scenario(channel)
-    raw["schemes"] = [s for s in raw["schemes"] if s["type"] == "softcast"]
-    sc = validate(raw)
-    blob = sc.model_dump_json()
-    out = {}
-    for unit in U.plan_units(sc):
-        row = U.execute_unit(blob, unit)
-        scheme = U._scheme(blob, unit.scheme)
-        _, gen, chan = U._context(U._scenario(blob), unit)
-        tx = scheme.transmit(U._video(blob, unit.video), chan, unit.snr_db, gen)
-        out[unit.unit_id] = dict(
-            frames=hashlib.sha256(short_clips.received_bytes(tx)).hexdigest(),
-            metrics=row["metrics"], channel_uses=row["channel_uses"], failed=row["failed"],
-            counts={k: row[k] for k in ("bits", "bit_errors", "blocks", "block_errors",
-                                         "raw_bits", "raw_bit_errors")})
-    return out
-
-
-@pytest.mark.parametrize("channel", sorted(short_clips.CHANNELS))
-def test_softcast_short_clips_bit_identical(channel):
-    want = {k: v for k, v in json.loads(short_clips.DATA.read_text())[channel].items()
-            if k.startswith("softcast")}
-    got = softcast_outcomes(channel)
-    assert set(got) == set(want) and len(got) > 0
-    for uid in sorted(want):
-        assert got[uid] == want[uid], uid
 
 
 def _scheme(**kw):

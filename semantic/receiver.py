@@ -16,24 +16,13 @@ import torch
 from .world_models import SegmentRequest, WorldModel
 
 
-def reconstruct(keyframes: dict[int, np.ndarray], segments: list[tuple[int, int]],
-                captions: list[str], motion_texts: list[str], flows: list, model: WorldModel,
-                adapter, generator: torch.Generator) -> np.ndarray:
-    """uint8 [F, H, W, 3] with F = last keyframe + 1 (:func:`reconstruct_chunks`,
-    concatenated).
-
-    ``keyframes``: decoded keyframe per frame index; ``captions``,
-    ``motion_texts``, ``flows`` (dense prior or None): one per segment.
-    """
-    return np.concatenate(list(reconstruct_chunks(keyframes, segments, captions, motion_texts,
-                                                  flows, model, adapter, generator)))
-
-
 def reconstruct_chunks(keyframes: dict[int, np.ndarray], segments: list[tuple[int, int]],
                        captions: list[str], motion_texts: list[str], flows: list,
                        model: WorldModel, adapter, generator: torch.Generator,
                        size: int = 16, lo: int = 0, hi: int | None = None):
-    """The frames of :func:`reconstruct` as consecutive uint8 chunks ``[<= size, H, W, 3]``,
+    """uint8 frames of the clip (F = last keyframe + 1) as consecutive chunks
+    ``[<= size, H, W, 3]``. ``keyframes``: decoded keyframe per frame index;
+    ``captions``, ``motion_texts``, ``flows`` (dense prior or None): one per segment;
     made segment by segment as they are read: the adapter's
     :meth:`~lgvsc.semantic.adapters.DSA.chunks` asks the world model for its frames
     chunk by chunk (a model that generates a segment whole holds that segment).

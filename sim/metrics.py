@@ -23,9 +23,12 @@ PSNR_CAP_DB = 100.0
 
 class Metric:
     name = ""
+    #: the direction of better quality (plots put it in the axis label as an arrow)
     higher_is_better = True
     #: the range of the metric's values; summary intervals are clipped to it
     bounds: tuple[float, float] = (-math.inf, math.inf)
+    #: the unit of the values ("dB"), empty when dimensionless
+    unit = ""
 
     def __init__(self, device: str = "cpu"):
         self.device = device
@@ -51,6 +54,7 @@ class PSNR(Metric):
 
     name = "psnr"
     bounds = (0.0, PSNR_CAP_DB)
+    unit = "dB"
 
     def frame_scores(self, ref, test):
         mse = np.empty(len(ref))
@@ -150,6 +154,15 @@ def frame_scores(metrics: dict[str, "Metric"], pairs) -> dict[str, np.ndarray]:
         for name, m in metrics.items():
             out[name].append(np.asarray(m.frame_scores(ref, test)))
     return {name: np.concatenate(v) if v else np.zeros(0) for name, v in out.items()}
+
+
+def axis_label(name: str) -> str:
+    """How plots label metric ``name``: ``"PSNR [dB] \u2191"`` (the arrow points to
+    better quality, as in the paper's figures); unknown names fail listing the valid."""
+    cls = METRICS.get(name)
+    unit = f" [{cls.unit}]" if cls.unit else ""
+    arrow = "\u2191" if cls.higher_is_better else "\u2193"
+    return f"{name.upper()}{unit} {arrow}"
 
 
 def resolve_metrics(names: list[str], device: str = "cpu") -> tuple[dict[str, Metric], dict[str, str]]:

@@ -49,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list registered components and what runs on this machine")
     pl = sub.add_parser("plot", help="rewrite summary.csv and plots of a results folder")
     pl.add_argument("results_dir")
+    me = sub.add_parser("media", help="make the missing saved frames / videos of a video "
+                                      "results folder (its units run again, seeded)")
+    me.add_argument("results_dir")
+    me.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     c = sub.add_parser("compare", help="paired comparison of two schemes of a video results folder")
     c.add_argument("results_dir")
     c.add_argument("a", help="scheme name")
@@ -139,6 +143,14 @@ def _cmd_plot(a) -> None:
     print(f"wrote {len(paths)} files under {out}")
 
 
+def _cmd_media(a) -> None:
+    from .runner import make_media
+
+    out = Path(a.results_dir)
+    written = make_media(out, progress=not a.no_progress)
+    print(f"wrote {len(written)} media files under {out / 'media'}; outputs rewritten")
+
+
 def _cmd_keyframes(a) -> None:
     from .keyframes_cli import keyframes
 
@@ -161,7 +173,8 @@ def _cmd_doctor(a) -> int:
 
 
 COMMANDS = {"run": _cmd_run, "validate": _cmd_validate, "list": _cmd_list, "plot": _cmd_plot,
-            "compare": _cmd_compare, "keyframes": _cmd_keyframes, "doctor": _cmd_doctor}
+            "media": _cmd_media, "compare": _cmd_compare, "keyframes": _cmd_keyframes,
+            "doctor": _cmd_doctor}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,11 +58,27 @@ def _memory(where: str, frames: int, height: int, width: int, streamed: bool = F
         raise PreflightError(str(e)) from None
 
 
+def _check_save(sc, info: VideoInfo) -> None:
+    """Every frame ``save`` names is in the clip."""
+    from .media import resolve_frame
+
+    fields = [(f"save.frames[{i}]", c) for i, c in enumerate(sc.save.frames)]
+    for where, choice in fields + [("save.figure.frame", sc.save.figure.frame)]:
+        if choice == "keyframes":
+            continue
+        try:
+            resolve_frame(choice, info.frames)
+        except ValueError:
+            raise PreflightError(f"{where}: frame {choice} is outside video {info.label!r} "
+                                 f"({info.frames} frames)") from None
+
+
 def _check_videos(sc) -> list[str]:
     out = []
     cfgs = sc.scheme_configs()
     for j in range(len(sc.videos)):
         info = _probe(sc, j)
+        _check_save(sc, info)
         for i, cfg in enumerate(cfgs):
             try:
                 out += SCHEMES.get(cfg.type).check_video(cfg, info, f"schemes[{i}]")

@@ -12,6 +12,8 @@ from tqdm import tqdm
 from . import __version__
 from .errors import UserError
 from .executors import LocalExecutor, RayExecutor, make_executor, pool_rows, spawn_pool
+from .media import (ROW_KEY, missing_units, regenerate, write_files, write_index,
+                    write_originals)
 from .metrics import resolve_metrics
 from .model_plan import loading_lines, order_units
 from .outputs import clean_temps, folder_lock, make_folder, refuse_links, remove_tree, safe_dir
@@ -122,6 +124,7 @@ def _clear(out: Path) -> None:
         if p.is_symlink() or not p.is_dir():  # a folder there: refused when written
             p.unlink(missing_ok=True)
     remove_tree(out / "plots")
+    remove_tree(out / "media")
 
 
 def open_store(sc: Scenario, out: Path, fresh: bool = False) -> tuple[ResultsStore, list[Unit]]:
@@ -263,8 +266,9 @@ def _prepare(out: Path, fresh: bool) -> None:
     """Before a locked run touches ``out``: no link where the store lives, ``plots`` a
     real folder (under ``fresh`` a link there is removed as a link), no stale temps."""
     refuse_links(out, STORE_FILES)
-    if (out / "plots").is_symlink():
-        safe_dir(out / "plots", unlink_link=fresh)
+    for sub in ("plots", "media"):
+        if (out / sub).is_symlink():
+            safe_dir(out / sub, unlink_link=fresh)
     clean_temps(out)
     clean_temps(out / "plots")
 
@@ -279,7 +283,26 @@ def finalize(out: str | Path) -> list[Path]:
         sc, rows = stored_results(out)
         summary = write_summary(out / "summary.csv", summarize(sc, rows), summary_fields(sc))
         times = write_timings(out / "timings.csv", timings(sc, rows))
-        return [summary, times] + plot_results(out, sc)
+        return [summary, times] + plot_results(out, sc) + _media_outputs(out, sc, rows)
+
+
+def make_media(out: str | Path, progress: bool = True) -> list[Path]:
+    """``lgvsc media``: make the missing media of results folder ``out`` (its units run
+    again, seeded, and are checked against the store), then rewrite the outputs;
+    returns the media files written."""
+    out = Path(out)
+    _store_path(out)
+    with folder_lock(out):
+        _prepare(out, fresh=False)
+        sc, rows = stored_results(out)
+        if sc.kind != "video":
+            raise UserError(f"{out}: a link scenario has no media")
+        try:
+            written = regenerate(out, sc, rows, progress)
+        except RuntimeError as e:
+            raise UserError(str(e)) from None
+    finalize(out)
+    return written
 
 
 def run(sc: Scenario, out: str | Path | None = None, executor: str | None = None,
@@ -306,6 +329,15 @@ def run(sc: Scenario, out: str | Path | None = None, executor: str | None = None
         _prepare(out, fresh)
         _execute(sc, out, ex, fresh, progress)
     return out
+
+
+def _media_outputs(out: Path, sc: Scenario, rows: list[dict]) -> list[Path]:
+    """``media/index.json``, the Fig. 1 grids and the temporal plots (video runs)."""
+    if sc.kind != "video":
+        return []
+    from .media_figures import media_figures
+
+    return [write_index(out, sc, rows)] + media_figures(out, sc, rows)
 
 
 def _say_loading(sc: Scenario, pending: list[Unit], ex) -> None:
@@ -336,6 +368,7 @@ def _execute(sc: Scenario, out: Path, ex, fresh: bool, progress: bool) -> None:
             table = ProgressTable(sc) if progress and pending and sc.kind == "link" else None
 
             def finished(row: dict) -> None:
+                write_files(out, row.pop(ROW_KEY, None) or {})  # media: files, not units
                 store.add(row)
                 if waves:
                     done.append(row)
@@ -352,7 +385,20 @@ def _execute(sc: Scenario, out: Path, ex, fresh: bool, progress: bool) -> None:
     finally:
         store.close()
         if (out / STORE_NAME).exists():
+            if sc.kind == "video":
+                _originals(out)
             finalize(out)
+
+
+def _originals(out: Path) -> None:
+    """The original frames / videos the stored units show, and one line about
+    stored units whose media are missing (``lgvsc media`` makes them)."""
+    sc, rows = stored_results(out)
+    write_originals(out, sc, rows)
+    missing = missing_units(out, sc, rows)
+    if missing:
+        print(f"lgvsc: {len(missing)} stored unit(s) have no saved media (stored before "
+              f"`save:` asked for them); `lgvsc media {out}` makes them", file=sys.stderr)
 
 
 def _run_in_waves(sc: Scenario, ex, blob: str, pending: list[Unit], done: list[dict],

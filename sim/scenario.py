@@ -125,6 +125,57 @@ class ExecutorSpec(Strict):
     address: str | None = None
 
 
+FrameChoice = Annotated[int, Field(ge=-(2 ** 31), lt=2 ** 31)] | Literal["keyframes", "middle"]
+
+
+class FigureSpec(Strict):
+    """The Fig. 1 grid: one frame of each video, original + one column per saved
+    scheme, one row per SNR, from trial ``save.trials[0]``."""
+
+    frame: Annotated[int, Field(ge=-(2 ** 31), lt=2 ** 31)] | Literal["middle"] = Field(
+        "middle", description="frame index (negative: from the end) or middle")
+    snr_db: list[Annotated[float, AfterValidator(_snr_in_range)]] | None = Field(
+        None, min_length=1, description="rows (SNRs of the sweep); default: its lowest, "
+                                        "middle and highest")
+
+
+class SaveSpec(Strict):
+    """What a video run saves under ``<results>/media/`` (PNG frames, H.264 videos)
+    for the units of ``schemes`` x ``trials`` (:mod:`lgvsc.sim.media`). Media are no
+    part of a unit's parameters: changing ``save`` recomputes nothing stored."""
+
+    frames: list[FrameChoice] = Field(
+        default_factory=lambda: [0, "middle", -1], max_length=1000,
+        description="frame indices (negative: from the end), middle, or keyframes (the "
+                    "frames a scheme sent as keyframes; none for schemes without)")
+    videos: StrictBool | list[Annotated[float, AfterValidator(_snr_in_range)]] = Field(
+        False, description="save received videos: false, true (every SNR) or SNRs")
+    schemes: list[str] | None = Field(None, min_length=1,
+                                      description="scheme names (default: all)")
+    trials: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [0], min_length=1)
+    figure: FigureSpec = FigureSpec()
+
+    def check(self, sc: "Scenario") -> None:
+        """Names, SNRs and trials that ``sc`` has (``ValueError`` naming the field)."""
+        names = [e["name"] for e in sc.schemes]
+        for i, n in enumerate(self.schemes or []):
+            if n not in names:
+                raise ValueError(f"save.schemes[{i}]: unknown scheme {n!r}; valid: "
+                                 f"{', '.join(map(repr, names))}")
+        sweep = [float(x) for x in sc.channel.snr_db]
+        lists = [("save.videos", self.videos if isinstance(self.videos, list) else []),
+                 ("save.figure.snr_db", self.figure.snr_db or [])]
+        for where, values in lists:
+            for i, v in enumerate(values):
+                if float(v) not in sweep:
+                    raise ValueError(f"{where}[{i}]: {v:g} dB is not an SNR of the sweep "
+                                     f"(channel.snr_db: {', '.join(f'{x:g}' for x in sweep)})")
+        for i, t in enumerate(self.trials):
+            if t >= sc.monte_carlo.trials:
+                raise ValueError(f"save.trials[{i}]: trial {t} is not run (monte_carlo.trials "
+                                 f"is {sc.monte_carlo.trials}; trials count from 0)")
+
+
 class Scenario(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     kind: Literal["link", "video"]
@@ -147,6 +198,9 @@ class Scenario(Strict):
         "drop", description="video: failed trials are left out of quality numbers (drop, the "
                             "paper's convention) or scored as the concealed video (conceal)")
     statistics: StatisticsSpec = StatisticsSpec()
+    save: SaveSpec | None = Field(
+        None, description="video: frames and videos to save (default: 3 frames of every "
+                          "unit of trial 0, no videos; see lgvsc.sim.media)")
     executor: ExecutorSpec = ExecutorSpec()
     base_dir: str = Field("", description="folder relative paths resolve against "
                                           "(set from the scenario file; not a parameter)")
@@ -156,7 +210,7 @@ class Scenario(Strict):
     @model_validator(mode="after")
     def _kind_fields(self):
         if self.kind == "link":
-            for key in ("videos", "metrics"):
+            for key in ("videos", "metrics", "save"):
                 if getattr(self, key):
                     raise ValueError(f"{key}: only video scenarios take {key}")
             return self
@@ -172,6 +226,9 @@ class Scenario(Strict):
             raise ValueError(f"videos: labels must be unique (set name:); repeated: {', '.join(dup)}")
         if not self.metrics:
             self.metrics = ["psnr", "ssim"]
+        if self.save is None:
+            self.save = SaveSpec()
+        self.save.check(self)
         for i, m in enumerate(self.metrics):
             if m not in METRICS:
                 raise ValueError(f"metrics[{i}]: unknown metric {m!r}; valid: {', '.join(METRICS.names())}")

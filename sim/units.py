@@ -32,6 +32,7 @@ from ..link.channels import make_channel, snr_db_to_no
 from ..semantic.model_cache import model_cache
 from . import __version__
 from .errors import UserError
+from .media import ROW_KEY, MediaTap, request
 from .metrics import frame_scores, paired_chunks, resolve_metrics
 from .model_plan import metric_models, scheme_models
 from .scenario import Scenario, validate
@@ -316,7 +317,9 @@ def metric_chunk_frames(height: int, width: int) -> int:
 def run_video_unit(blob: str, unit: Unit) -> dict:
     """One trial: send the clip, score it against the original chunk by chunk as the
     receiver emits it (per-frame values kept in ``extra.frame_metrics``), account the
-    CBR. Neither clip is held whole (:mod:`lgvsc.sim.video`)."""
+    CBR. Neither clip is held whole (:mod:`lgvsc.sim.video`). The frames and video the
+    scenario's ``save`` asks of this unit travel with the row under
+    :data:`~lgvsc.sim.media.ROW_KEY` (:class:`~lgvsc.sim.media.MediaTap`)."""
     sc = _scenario(blob)
     video = _video(blob, unit.video)
     scheme = _scheme(blob, unit.scheme)
@@ -330,8 +333,11 @@ def run_video_unit(blob: str, unit: Unit) -> dict:
             raise RuntimeError(f"scheme {unit.scheme!r} returned {tx.frames.shape[0]} frames "
                                f"of {tuple(tx.frames.shape[1:])}, expected {(f, h, w, 3)}")
         size = metric_chunk_frames(h, w)
+        want = request(sc, unit, f, tx.keyframes)
+        tap = MediaTap(want, unit, (f, h, w), video.fps) if want else None
+        received = received_chunks(tx.frames)
         per_frame = frame_scores(metrics, paired_chunks(
-            video.chunks(size), rechunk(received_chunks(tx.frames), size)))
+            video.chunks(size), rechunk(tap.tap(received) if tap else received, size)))
     except BudgetError as e:
         raise UserError(f"scheme {unit.scheme!r}, video {unit.video!r}: {e}") from None
     except RuntimeError as e:
@@ -339,7 +345,8 @@ def run_video_unit(blob: str, unit: Unit) -> dict:
     _check_budget(unit, scheme.target_uses(video), tx.channel_uses)
     scores = {n: float(np.mean(v)) for n, v in per_frame.items()}
     scores["cbr"] = cbr(tx.channel_uses, f, h, w)
-    return dict(asdict(unit), unit_id=unit.unit_id, seed=seed, stop_reason="trial",
+    media = {ROW_KEY: tap.files()} if tap else {}
+    return dict(asdict(unit), **media, unit_id=unit.unit_id, seed=seed, stop_reason="trial",
                 wall_s=time.perf_counter() - t0, channel_uses=tx.channel_uses, batches=1,
                 metrics=scores, failed=int(tx.failed), failure=tx.failure_text() or None,
                 **tx.counts,

@@ -399,7 +399,7 @@ class LGVSC(VideoScheme):
             extra["sfa_length"] = self.model.valid_length(adapter.length)
         if p.selection.cost:
             extra["selection_cost"] = p.selection.cost
-        tx = Transmission(None, 0, extra=extra)
+        tx = Transmission(None, 0, extra=extra, keyframes=[int(k) for k in p.keyframes])
         for res, nbits, part in ((cap_rx, p.caption_bits.numel(), "captions"),
                                  (side_rx, p.side_bits.numel(), "side info")):
             tx.add_digital(res, int(nbits), part)

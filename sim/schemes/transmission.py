@@ -132,7 +132,9 @@ class Transmission:
     spent (analog symbols, digital payloads, side info); ``payload_bits``:
     bits given to the digital pipe; ``counts``: the digital pipe's bit/block
     counts (:data:`COUNT_KEYS`); ``extra``: scheme-specific facts;
-    ``failures``: {part: why} for every part that failed (empty = success).
+    ``failures``: {part: why} for every part that failed (empty = success);
+    ``keyframes``: the frame indices the scheme sent as keyframes, known before
+    the frames are read (None: the scheme sends no keyframes).
     """
 
     frames: "np.ndarray | FrameStream | None"
@@ -144,6 +146,7 @@ class Transmission:
     #: LDPC decoder iterations summed over the decoded blocks, and those blocks
     decoder_iterations: int = 0
     decoded_blocks: int = 0
+    keyframes: list[int] | None = None
 
     def __getattribute__(self, name):
         """The accounting of a streaming receiver is refused until its frames have been

@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list registered components and what runs on this machine")
     pl = sub.add_parser("plot", help="rewrite summary.csv and plots of a results folder")
     pl.add_argument("results_dir")
+    rp = sub.add_parser("report", help="rewrite report.html of a results folder from the store")
+    rp.add_argument("results_dir")
     me = sub.add_parser("media", help="make the missing saved frames / videos of a video "
                                       "results folder (its units run again, seeded)")
     me.add_argument("results_dir")
@@ -143,6 +145,12 @@ def _cmd_plot(a) -> None:
     print(f"wrote {len(paths)} files under {out}")
 
 
+def _cmd_report(a) -> None:
+    from .html_report import rewrite_report
+
+    print(rewrite_report(Path(a.results_dir)))
+
+
 def _cmd_media(a) -> None:
     from .runner import make_media
 
@@ -174,7 +182,7 @@ def _cmd_doctor(a) -> int:
 
 COMMANDS = {"run": _cmd_run, "validate": _cmd_validate, "list": _cmd_list, "plot": _cmd_plot,
             "media": _cmd_media, "compare": _cmd_compare, "keyframes": _cmd_keyframes,
-            "doctor": _cmd_doctor}
+            "doctor": _cmd_doctor, "report": _cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ from tqdm import tqdm
 from . import __version__
 from .errors import UserError
 from .executors import LocalExecutor, RayExecutor, make_executor, pool_rows, spawn_pool
+from .html_report import finished_meta, started_meta, write_report
 from .media import (ROW_KEY, missing_units, regenerate, write_files, write_index,
                     write_originals)
 from .metrics import resolve_metrics
@@ -283,7 +284,8 @@ def finalize(out: str | Path) -> list[Path]:
         sc, rows = stored_results(out)
         summary = write_summary(out / "summary.csv", summarize(sc, rows), summary_fields(sc))
         times = write_timings(out / "timings.csv", timings(sc, rows))
-        return [summary, times] + plot_results(out, sc) + _media_outputs(out, sc, rows)
+        return ([summary, times] + plot_results(out, sc) + _media_outputs(out, sc, rows)
+                + [write_report(out, sc, rows)])
 
 
 def make_media(out: str | Path, progress: bool = True) -> list[Path]:
@@ -360,6 +362,7 @@ def _execute(sc: Scenario, out: Path, ex, fresh: bool, progress: bool) -> None:
         done = [r for r in store.rows() if r["unit_id"] in finished_ids] if waves else []
         pending = order_units(sc, [u for u in pending if u.scheme not in skip])
         _say_loading(sc, pending, ex)
+        store.set_meta(**started_meta(ex, pending))  # the report's last run
         blob = sc.model_dump_json()
         # on a terminal the bar redraws; in a log (CI) it writes a line every 30 s at most
         with tqdm(total=len(pending), desc=sc.name, unit="unit", file=sys.stderr,
@@ -382,6 +385,7 @@ def _execute(sc: Scenario, out: Path, ex, fresh: bool, progress: bool) -> None:
             else:
                 for row in ex.run(blob, pending):
                     finished(row)
+        store.set_meta(**finished_meta(pending))
     finally:
         store.close()
         if (out / STORE_NAME).exists():

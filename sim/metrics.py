@@ -2,9 +2,16 @@
 
 Every metric is computed per frame on uint8 RGB frames ``[F, H, W, 3]`` and
 averaged over frames; a trial scores its clip chunk by chunk
-(:func:`frame_scores`) and keeps the per-frame values. Metrics that need weights (``lpips``, ``dists``,
-``clip``) report why they are unavailable instead of a number; the runner
-records them as unavailable (never as zeros) and says so once at the start.
+(:func:`frame_scores`) and keeps the per-frame values. Each metric scores a clip
+through a :class:`MetricSession` (:meth:`Metric.session`): fed one chunk pair at a
+time, it returns the per-frame values of the whole clip at the end, so that a
+temporal metric (``vmaf``, ``xpsnr``: :mod:`lgvsc.sim.metrics_ffmpeg`) sees the clip
+continuously across chunk boundaries; the default session scores each chunk on its
+own. Metrics that need weights (``lpips``, ``dists``, ``clip``) or a binary
+(``vmaf``, ``xpsnr``) report why they are unavailable instead of a number; the
+runner records them as unavailable (never as zeros) and says so once at the start.
+The weight-free piq metrics (``haarpsi``, ``vif``, ``fsim``, ...) live in
+:mod:`lgvsc.sim.metrics_piq`.
 """
 
 from __future__ import annotations
@@ -38,7 +45,14 @@ class Metric:
         return None
 
     def frame_scores(self, ref: np.ndarray, test: np.ndarray) -> np.ndarray:
+        """Per-frame values ``[n]`` (float) of uint8 RGB clips ``ref``, ``test``
+        ``[n, H, W, 3]``; frames are scored as a clip of their own."""
         raise NotImplementedError
+
+    def session(self) -> "MetricSession":
+        """A fresh :class:`MetricSession` that scores one clip fed chunk by chunk
+        (default: :meth:`frame_scores` per chunk, the frames independent)."""
+        return ChunkSession(self)
 
     def __call__(self, ref: np.ndarray, test: np.ndarray) -> float:
         """Mean over frames of the whole clips ``ref`` and ``test`` (read into arrays)."""
@@ -46,6 +60,45 @@ class Metric:
         if ref.shape != test.shape:
             raise ValueError(f"shape mismatch: reference {ref.shape} vs test {test.shape}")
         return float(np.mean(self.frame_scores(ref, test)))
+
+
+class MetricSession:
+    """One metric scoring one clip that arrives in chunks: :meth:`feed` each chunk
+    pair in order, then :meth:`close` for the per-frame values of every frame fed;
+    :meth:`abort` instead when scoring stops early (an error anywhere)."""
+
+    def feed(self, ref: np.ndarray, test: np.ndarray) -> None:
+        """Score (or start scoring) the next frames: uint8 RGB ``[n, H, W, 3]`` each,
+        equal shapes; the arrays may be reused by the caller once this returns."""
+        raise NotImplementedError
+
+    def close(self) -> np.ndarray:
+        """The per-frame values ``[frames fed]`` (float), in feeding order; the session
+        is spent afterwards."""
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Release what the session holds (a child process, temporary files); safe to
+        call at any point, also after :meth:`close`, and never raises."""
+
+
+class ChunkSession(MetricSession):
+    """The default session: :meth:`Metric.frame_scores` of each chunk, concatenated
+    (bit-identical to scoring the chunks one call each)."""
+
+    def __init__(self, metric: Metric):
+        self.metric = metric
+        self._parts: list[np.ndarray] = []
+
+    def feed(self, ref, test):
+        self._parts.append(np.asarray(self.metric.frame_scores(ref, test)))
+
+    def close(self):
+        parts, self._parts = self._parts, []
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def abort(self):
+        self._parts = []
 
 
 @METRICS.register("psnr")
@@ -146,14 +199,24 @@ def paired_chunks(ref_chunks, test_chunks):
 
 def frame_scores(metrics: dict[str, "Metric"], pairs) -> dict[str, np.ndarray]:
     """{name: per-frame values} of every metric over ``pairs`` of uint8 chunks
-    ``(ref [n, H, W, 3], test [n, H, W, 3])`` (:func:`paired_chunks`), chunk by chunk."""
-    out = {name: [] for name in metrics}
-    for ref, test in pairs:
-        if ref.shape != test.shape:
-            raise ValueError(f"shape mismatch: reference {ref.shape} vs test {test.shape}")
+    ``(ref [n, H, W, 3], test [n, H, W, 3])`` (:func:`paired_chunks`), chunk by chunk:
+    one :meth:`Metric.session` per metric sees every pair in order. On any exception
+    (a bad pair, a metric failing, the pairs' iterator failing) every session is
+    aborted (child processes end) and the exception propagates."""
+    sessions: dict[str, MetricSession] = {}
+    try:
         for name, m in metrics.items():
-            out[name].append(np.asarray(m.frame_scores(ref, test)))
-    return {name: np.concatenate(v) if v else np.zeros(0) for name, v in out.items()}
+            sessions[name] = m.session()
+        for ref, test in pairs:
+            if ref.shape != test.shape:
+                raise ValueError(f"shape mismatch: reference {ref.shape} vs test {test.shape}")
+            for s in sessions.values():
+                s.feed(ref, test)
+        return {name: np.asarray(s.close()) for name, s in sessions.items()}
+    except BaseException:
+        for s in sessions.values():
+            s.abort()
+        raise
 
 
 def axis_label(name: str) -> str:
@@ -179,3 +242,5 @@ def resolve_metrics(names: list[str], device: str = "cpu") -> tuple[dict[str, Me
 
 
 from . import metrics_deep  # noqa: E402,F401  (registers lpips, dists, clip)
+from . import metrics_ffmpeg  # noqa: E402,F401  (registers vmaf, xpsnr)
+from . import metrics_piq  # noqa: E402,F401  (registers haarpsi, vif, fsim, gmsd, ...)

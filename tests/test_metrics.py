@@ -47,4 +47,4 @@ def test_shape_mismatch_and_unknown_metric():
     with pytest.raises(ValueError, match="shape mismatch"):
         METRICS.get("psnr")()(_clip(), _clip(shape=(3, 64, 64, 3)))
     with pytest.raises(Exception, match="valid: "):
-        resolve_metrics(["vmaf"])
+        resolve_metrics(["no_such_metric"])

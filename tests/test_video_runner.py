@@ -85,7 +85,7 @@ def test_shipped_video_scenarios_validate():
 
 @pytest.mark.parametrize("over,needle", [
     ({"videos": []}, "videos: a video scenario needs at least one video"),
-    ({"metrics": ["psnr", "vmaf"]}, "metrics[1]: unknown metric 'vmaf'"),
+    ({"metrics": ["psnr", "no_such_metric"]}, "metrics[1]: unknown metric 'no_such_metric'"),
     ({"schemes": [{"name": "x", "type": "codec-ldpc", "codec": "h266"}]}, "schemes[0].codec"),
     ({"schemes": [{"name": "x", "type": "uncoded"}]}, "is a link scheme"),
     ({"videos": [{"source": "builtin:bikes", "size": [64, 65]}]}, "videos[0].size"),

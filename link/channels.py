@@ -92,6 +92,13 @@ class Channel:
     #: True when ``h`` is identically 1 (no fading)
     is_awgn = False
 
+    def capacity_model(self) -> str | None:
+        """The channel whose capacity :mod:`lgvsc.link.theory` computes and which this one
+        is (``theory.shannon_limit_db(..., channel=...)``): ``"awgn"``, ``"rayleigh"``
+        (flat Rayleigh fading, i.i.d. over channel uses), or None when the theory module
+        has no capacity of this channel."""
+        return None
+
     def gains(self, shape, generator: torch.Generator, dtype, device) -> torch.Tensor:
         raise NotImplementedError
 
@@ -109,6 +116,9 @@ class AWGN(Channel):
     """Additive white Gaussian noise, ``h = 1``."""
 
     is_awgn = True
+
+    def capacity_model(self):
+        return "awgn"
 
     def gains(self, shape, generator, dtype, device):
         return torch.ones((), dtype=dtype, device=device)
@@ -131,6 +141,12 @@ class RayleighBlockFading(Channel):
         if not isinstance(coherence, int) or isinstance(coherence, bool) or coherence < 1:
             raise ValueError(f"coherence must be an integer >= 1, got {coherence!r}")
         self.coherence = coherence
+
+    def capacity_model(self):
+        """``"rayleigh"`` for fast fading (``coherence`` 1, i.i.d. gains: the ergodic
+        capacity is the limit of long codes); None for block fading, where a codeword
+        sees only a few fades and no ergodic limit applies to it."""
+        return "rayleigh" if self.coherence == 1 else None
 
     def _scatter(self, shape, generator, dtype, device):
         n = shape[-1] if len(shape) else 1
@@ -156,6 +172,10 @@ class RicianBlockFading(RayleighBlockFading):
                                               and math.isfinite(k_factor) and k_factor >= 0):
             raise ValueError(f"k_factor must be a finite number >= 0, got {k_factor!r}")
         self.k_factor = float(k_factor)
+
+    def capacity_model(self):
+        """None: no Rician capacity in :mod:`lgvsc.link.theory`."""
+        return None
 
     def gains(self, shape, generator, dtype, device):
         k = self.k_factor

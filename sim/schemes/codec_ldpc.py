@@ -91,7 +91,7 @@ from .. import codecs
 from ..limits import InputModel
 from . import SCHEMES, DecodingConfig
 from .fields import Modulation, Rate, parse_rate
-from .transmission import FrameStream, Transmission, VideoScheme
+from .transmission import FrameStream, MeasuredBER, Transmission, VideoScheme
 
 Speed = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
                 "slower", "veryslow"]
@@ -256,6 +256,7 @@ def container_overhead(mp4: bytes, size: int) -> bytes:
 @SCHEMES.register("codec-ldpc")
 class CodecLDPC(VideoScheme):
     Config = CodecLDPCConfig
+    measured_ber = MeasuredBER("the H.26x bitstream (the video itself)", video=True)
 
     def __init__(self, cfg, ctx):
         super().__init__(cfg, ctx)

@@ -21,7 +21,7 @@ from ...link.cbr import BudgetError, cbr, channel_uses_for_cbr
 from ...link.registry import UnknownComponentError
 from ...semantic.keyframe_codecs import KEYFRAME_CODECS, make_keyframe_codec, transmit_exact
 from . import SCHEMES, SchemeConfig
-from .transmission import FrameStream, Transmission, VideoScheme, rechunk
+from .transmission import FrameStream, MeasuredBER, Transmission, VideoScheme, rechunk
 
 
 class KeyframeJSCCConfig(SchemeConfig):
@@ -44,6 +44,8 @@ class KeyframeJSCCConfig(SchemeConfig):
 @SCHEMES.register("keyframe-jscc")
 class KeyframeJSCC(VideoScheme):
     Config = KeyframeJSCCConfig
+    measured_ber = MeasuredBER("the keyframe codec's side bits (the frames go analog)",
+                               video=False)
 
     @classmethod
     def check(cls, cfg, where):

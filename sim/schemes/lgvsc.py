@@ -71,7 +71,7 @@ from ...semantic.world_models import WORLD_MODELS, make_world_model
 from ..errors import UserError
 from . import SCHEMES, DecodingConfig
 from .fields import Modulation, Rate
-from .transmission import FrameStream, Transmission, VideoScheme
+from .transmission import FrameStream, MeasuredBER, Transmission, VideoScheme
 
 PRESETS = {"skim-sfa": dict(selector="skim", adapter="sfa"),
            "skem-dsa": dict(selector="skem", adapter="dsa")}
@@ -189,6 +189,8 @@ def affordable_keyframes(total: int, f: int, h: int, w: int, codec, side_bits: i
 @SCHEMES.register("lgvsc")
 class LGVSC(VideoScheme):
     Config = LGVSCConfig
+    measured_ber = MeasuredBER("captions, side info and keyframe side bits (the keyframes "
+                               "go analog)", video=False)
 
     def __init__(self, cfg, ctx):
         super().__init__(cfg, ctx)
@@ -510,6 +512,7 @@ class TextOnly(VideoScheme):
     """
 
     Config = TextOnlyConfig
+    measured_ber = MeasuredBER("the captions (the video is generated from them)", video=False)
 
     def __init__(self, cfg, ctx):
         super().__init__(cfg, ctx)

@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from ...link import theory
+from ...link.channels import Channel
 from ...link.code import LDPC_MAX_K, LDPCCode, NoCode
 from ...link.digital import BlockLink
 from ...link.modem import Modem, bits_per_symbol
 from . import SCHEMES, DecodingConfig, Scheme, SchemeConfig
 from .fields import Modulation, Rate
+
+
+@dataclass(frozen=True)
+class CapacityLimit:
+    """A capacity limit drawn as a vertical line on a BLER plot: ``snr_db`` (Es/N0, dB),
+    its legend text ``label``, and ``own``: True when it is the limit of the plotted
+    channel, False when it is a reference from another channel (the AWGN limit drawn
+    on a channel whose own limit is not computed here)."""
+
+    snr_db: float
+    label: str
+    own: bool
+
+
+#: legend text of a :class:`CapacityLimit` per :meth:`Channel.capacity_model`
+LIMIT_LABELS = {"awgn": "Shannon limit", "rayleigh": "ergodic capacity limit, i.i.d. Rayleigh"}
+#: legend text of the AWGN limit drawn as a reference on another channel
+AWGN_REFERENCE = "AWGN Shannon limit (reference)"
 
 
 class LinkScheme(Scheme):
@@ -25,11 +45,24 @@ class LinkScheme(Scheme):
     def block_link(self) -> BlockLink:
         raise NotImplementedError
 
+    def modulation(self) -> str:
+        """The scheme's modulation (a :data:`~lgvsc.link.modem.MODULATIONS` name); plots
+        draw the schemes of one modulation in one panel."""
+        return self.cfg.modulation
+
     def theory(self, snr_db: np.ndarray, channel: str) -> dict[str, np.ndarray | None]:
         """Reference ``ber`` / ``bler`` at ``snr_db`` on ``channel`` (None if unknown)."""
         return {"ber": None, "bler": None}
 
     def shannon_limit_db(self) -> float | None:
+        """The AWGN Shannon limit (Es/N0, dB) of the scheme's rate and modulation (the
+        summary's ``shannon_limit_db``, whatever the channel), None if it has none."""
+        return None
+
+    def capacity_limit(self, channel: Channel) -> CapacityLimit | None:
+        """The limit drawn on a BLER plot of ``channel``: that channel's own when
+        :meth:`Channel.capacity_model` names one, else the AWGN limit marked as a
+        reference; None when the scheme has no limit (default)."""
         return None
 
     def independent_bit_errors(self, channel: str) -> bool:
@@ -115,7 +148,16 @@ class LDPC5G(LinkScheme):
         bler = theory.bler_normal_approx(self._n_uses(), self.cfg.k, snr_db, self.cfg.modulation)
         return {"ber": None, "bler": bler}
 
-    def shannon_limit_db(self):
+    def _limit_db(self, channel: str) -> float:
         eff = self.cfg.k / self._n_uses()  # realised bits per channel use
         m = bits_per_symbol(self.cfg.modulation)
-        return theory.shannon_limit_db(eff / m, self.cfg.modulation)
+        return theory.shannon_limit_db(eff / m, self.cfg.modulation, channel=channel)
+
+    def shannon_limit_db(self):
+        return self._limit_db("awgn")
+
+    def capacity_limit(self, channel):
+        model = channel.capacity_model()
+        if model is None:
+            return CapacityLimit(self._limit_db("awgn"), AWGN_REFERENCE, own=False)
+        return CapacityLimit(self._limit_db(model), LIMIT_LABELS[model], own=True)

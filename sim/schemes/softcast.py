@@ -85,7 +85,7 @@ from ...semantic.frames import window
 from ..video import Video
 from . import SCHEMES, DecodingConfig
 from .fields import Modulation, Rate
-from .transmission import FrameStream, Transmission, VideoScheme, received_chunks
+from .transmission import FrameStream, MeasuredBER, Transmission, VideoScheme, received_chunks
 
 
 class SoftCastConfig(DecodingConfig):
@@ -166,6 +166,7 @@ class SoftCast(VideoScheme):
     plan's per-chunk statistics)."""
 
     Config = SoftCastConfig
+    measured_ber = MeasuredBER("the chunk metadata (the video goes analog)", video=False)
     #: see :data:`SEGMENT_VALUES` (a class attribute so that a test can shrink it)
     SEGMENT_VALUES = SEGMENT_VALUES
 

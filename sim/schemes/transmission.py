@@ -217,10 +217,25 @@ class Transmission:
         return "; ".join(f"{p}: {w}" for p, w in self.failures.items())
 
 
+@dataclass(frozen=True)
+class MeasuredBER:
+    """What a video scheme's measured BER is the BER of (the summary's ``raw_ber`` and
+    ``ber``: the bit counts of everything it sent over the digital pipe): ``part``
+    names those bits; ``video`` is True when they carry the video itself (a codec's
+    bitstream, whose errors are what the viewer sees), False when the video goes
+    analog or is generated and the bits are side parts (metadata, captions)."""
+
+    part: str
+    video: bool
+
+
 class VideoScheme(Scheme):
     """A scheme that sends a whole clip; implement :meth:`transmit`."""
 
     kind = "video"
+    #: what the digital pipe's measured BER describes (quality-vs-BER plots show only
+    #: schemes whose BER is the video's); a scheme that declares nothing is not one
+    measured_ber = MeasuredBER("its digital parts", video=False)
 
     def target_uses(self, video) -> int | None:
         """The trial's channel-use budget on ``video``, ``target_cbr x 3HWF`` (None when

@@ -15,23 +15,36 @@ as what a viewer sees, and cells that include concealed failures are hollow.
   fraction next to a cell where some did;
 * ``quality_table.md`` -- per scheme and SNR: CBR, outage, each metric with
   its interval and how many videos and trials it rests on;
-* ``quality_vs_cbr_<metric>``, ``quality_vs_ber_<metric>`` -- metric vs CBR and
-  vs the digital pipe's measured BER before and after decoding.
+* ``quality_vs_cbr_<metric>`` -- metric vs CBR, each point labelled with its SNR;
+* ``quality_vs_ber_<metric>`` -- metric vs the digital pipe's measured BER before
+  and after decoding, only for the schemes whose measured BER is the BER of the
+  video itself (:attr:`~lgvsc.sim.schemes.transmission.VideoScheme.measured_ber`:
+  the codec-over-LDPC schemes); the schemes left out are named with what their
+  BER is of (SoftCast's chunk metadata, LGVSC's captions and side info); not
+  written when no scheme qualifies.
+
+Metric axes and table headers are labelled by
+:func:`~lgvsc.sim.metrics.axis_label` (unit and the arrow towards better quality,
+from each metric class).
 """
 
 from __future__ import annotations
 
 import csv
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
 
+from .metrics import axis_label
 from .outputs import atomic_write, write_text
+from .schemes import SCHEMES
 from .summary import shown
 
-LOWER_IS_BETTER = {"lpips", "dists"}
 DASH = "\u2013"
+#: where a legend goes when it must not cover data: outside the axes, right of them
+LEGEND_OUTSIDE = dict(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
 
 
 def _plt():
@@ -60,9 +73,22 @@ def save_figure(fig, out_dir: Path, stem: str) -> list[Path]:
     return paths
 
 
-def _legend(ax, fontsize=7) -> None:
+def _legend(ax, fontsize=7, **where) -> None:
+    """The legend of ``ax`` (if it has labelled artists), placed by ``where``."""
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=fontsize)
+        ax.legend(fontsize=fontsize, **where)
+
+
+def _log_x_ticks(ax) -> None:
+    """Legible log-scale x ticks: below two decades, labels at 1, 2 and 5 x 10^k only
+    (matplotlib would label every minor tick, and the labels run into each other)."""
+    from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
+
+    lo, hi = ax.get_xlim()
+    if lo > 0 and hi / lo < 100:
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _num(v):
@@ -115,8 +141,7 @@ def _metric_panel(ax, groups, colors, metric, failure, x_key="snr_db"):
         part = np.array([q[4] for q in p])
         ax.plot(x[~part], y[~part], "o", ms=4, color=c)
         ax.plot(x[part], y[part], "o", ms=6, color=c, mfc="white")
-    arrow = "\u2193" if metric in LOWER_IS_BETTER else "\u2191"
-    ax.set_ylabel(f"{metric.upper()} {arrow}")
+    ax.set_ylabel(axis_label(metric))
     ax.grid(True, alpha=0.3)
 
 
@@ -177,38 +202,94 @@ def fig3(rows, schemes, metrics, out_dir: Path, title: str, failure: str) -> lis
     return paths
 
 
-def quality_vs(rows, schemes, metrics, out_dir: Path, title: str, failure: str) -> list[Path]:
+def _snr_labels(ax, groups, colors, metric, failure) -> None:
+    """Label each point of a quality-vs-CBR panel with its SNR ("4 dB"), small, above
+    the point and beside it: right for every other scheme, left for the rest (schemes
+    at one CBR draw vertical lines side by side, their labels then face away from each
+    other; a line along the CBR axis passes under its labels)."""
+    for i, (name, pts) in enumerate(groups.items()):
+        side = 1 if i % 2 == 0 else -1
+        for r in pts:
+            y = shown(r, metric, failure)[0]
+            x = _num(r.get("cbr"))
+            if y is None or x is None:
+                continue
+            ax.annotate(f"{r['snr_db']:g} dB", (x, y), xytext=(3 * side, 3),
+                        textcoords="offset points", ha="left" if side > 0 else "right",
+                        va="bottom", fontsize=6, color=colors[name], gid="snr-label")
+
+
+def quality_vs_cbr(rows, schemes, metrics, out_dir: Path, title: str,
+                   failure: str) -> list[Path]:
+    """``quality_vs_cbr_<metric>``: metric vs CBR, a line per scheme, each point
+    labelled with its SNR; the legend outside the axes."""
     plt, colors, groups, shown_metrics = _start(rows, schemes, metrics)
     paths = []
     for m in shown_metrics:
-        fig, ax = plt.subplots(figsize=(5.2, 4.2))
+        fig, ax = plt.subplots(figsize=(6.6, 4.2))
         _metric_panel(ax, groups, colors, m, failure, x_key="cbr")
+        _snr_labels(ax, groups, colors, m, failure)
         ax.set_xscale("log")
+        _log_x_ticks(ax)
         ax.set_xlabel("CBR (channel uses / 3HWF)")
-        ax.set_title(f"{title}: {m.upper()} vs CBR")
-        _legend(ax)
+        ax.set_title(f"{title}: {m.upper()} vs CBR (labels: SNR)")
+        _legend(ax, **LEGEND_OUTSIDE)
         fig.text(0.01, 0.01, _note(failure), fontsize=5.5)
         fig.tight_layout(rect=(0, 0.03, 1, 1))
         paths += save_figure(fig, out_dir, f"quality_vs_cbr_{m}")
-        fig, axes = plt.subplots(1, 2, figsize=(9.5, 4.0), sharey=True)
+    return paths
+
+
+def ber_note(schemes, ber_of: dict) -> str:
+    """What the BER of a quality-vs-BER figure is, and who is left out and why."""
+    kept = [s for s in schemes if ber_of[s].video]
+    parts = sorted({ber_of[s].part for s in kept})
+    text = f"BER of the video payload ({', '.join(kept)}): {', '.join(parts)}."
+    out = [s for s in schemes if not ber_of[s].video]
+    if out:
+        text += (" Left out, their measured BER is not the video's: "
+                 + "; ".join(f"{s}: {ber_of[s].part}" for s in out) + ".")
+    return text
+
+
+def _ber_panel(ax, groups, colors, metric, failure, key) -> None:
+    """``metric`` vs the measured BER ``key`` (raw_ber | ber), a line per scheme."""
+    for name, pts in groups.items():
+        p = [(max(x, 1e-7), y, part) for x, y, _, _, part in _points(pts, metric, failure, key)]
+        if not p:
+            continue
+        x, y = np.array([q[0] for q in p]), np.array([q[1] for q in p])
+        part = np.array([q[2] for q in p])
+        ax.semilogx(x, y, "-", color=colors[name], label=name)
+        ax.plot(x[~part], y[~part], "o", ms=4, color=colors[name])
+        ax.plot(x[part], y[part], "o", ms=6, color=colors[name], mfc="white")
+    ax.grid(True, which="both", alpha=0.3)
+
+
+def quality_vs_ber(rows, schemes, metrics, out_dir: Path, title: str, failure: str,
+                   ber_of: dict) -> list[Path]:
+    """``quality_vs_ber_<metric>``: metric vs the BER before and after decoding, only
+    for the schemes whose measured BER is the video's (``ber_of``: {scheme:
+    :class:`~lgvsc.sim.schemes.transmission.MeasuredBER`}); nothing when none is."""
+    kept = [s for s in schemes if ber_of[s].video]
+    if not kept:
+        return []
+    plt, colors, groups, _ = _start(rows, schemes, metrics)
+    groups = {s: groups[s] for s in kept}
+    shown_metrics = _start([r for r in rows if r["scheme"] in kept], kept, metrics)[3]
+    note = textwrap.fill(ber_note(schemes, ber_of) + " " + _note(failure), 190)
+    paths = []
+    for m in shown_metrics:
+        fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.4), sharey=True)
         for ax, key, label in ((axes[0], "raw_ber", "channel BER before decoding"),
                                (axes[1], "ber", "payload BER after decoding")):
-            for name, pts in groups.items():
-                p = [(max(x, 1e-7), y, part) for x, y, _, _, part in _points(pts, m, failure, key)]
-                if not p:
-                    continue
-                x, y = np.array([q[0] for q in p]), np.array([q[1] for q in p])
-                part = np.array([q[2] for q in p])
-                ax.semilogx(x, y, "-", color=colors[name], label=name)
-                ax.plot(x[~part], y[~part], "o", ms=4, color=colors[name])
-                ax.plot(x[part], y[part], "o", ms=6, color=colors[name], mfc="white")
+            _ber_panel(ax, groups, colors, m, failure, key)
             ax.set_xlabel(f"{label} (0 drawn at 1e-7)")
-            ax.grid(True, which="both", alpha=0.3)
-        axes[0].set_ylabel(m.upper())
-        _legend(axes[0])
-        fig.suptitle(f"{title}: {m.upper()} vs measured BER")
-        fig.text(0.01, 0.01, _note(failure), fontsize=7)
-        fig.tight_layout(rect=(0, 0.04, 1, 1))
+        axes[0].set_ylabel(axis_label(m))
+        _legend(axes[1], **LEGEND_OUTSIDE)
+        fig.suptitle(f"{title}: {m.upper()} vs the measured BER of the video payload")
+        fig.text(0.01, 0.01, note, fontsize=6, va="bottom")
+        fig.tight_layout(rect=(0, 0.03 + 0.025 * note.count("\n"), 1, 1))
         paths += save_figure(fig, out_dir, f"quality_vs_ber_{m}")
     return paths
 
@@ -256,7 +337,8 @@ def quality_table(rows, schemes, metrics, out_dir: Path, failure: str) -> list[P
     """Markdown: CBR, outage and each metric (with its interval) per scheme and SNR."""
     kf = any(_num(r.get("keyframe_cbr")) is not None for r in rows)
     cols = (["scheme", "SNR (dB)", "CBR"] + (["CBR / keyframe"] if kf else [])
-            + ["outage (failed/trials)", "videos x trials scored"] + [m.upper() for m in metrics])
+            + ["outage (failed/trials)", "videos x trials scored"]
+            + [axis_label(m) for m in metrics])
     body = []
     for name in schemes:
         for r in sorted((r for r in rows if r["scheme"] == name), key=lambda r: r["snr_db"]):
@@ -276,9 +358,18 @@ def quality_table(rows, schemes, metrics, out_dir: Path, failure: str) -> list[P
     return [write_text(out_dir.parent / "quality_table.md", _markdown(cols, body) + note)]
 
 
+def measured_ber(sc) -> dict:
+    """{scheme name: what its measured BER is of} (each scheme class's
+    :attr:`~lgvsc.sim.schemes.transmission.VideoScheme.measured_ber`)."""
+    return {e["name"]: SCHEMES.get(e["type"]).measured_ber for e in sc.schemes}
+
+
 def video_figures(rows, sc, out_dir: Path) -> list[Path]:
+    """Every figure and table of a video scenario ``sc``; returns the paths written."""
     schemes = [e["name"] for e in sc.schemes]
     return (fig3(rows, schemes, sc.metrics, out_dir, sc.name, sc.failure)
-            + quality_vs(rows, schemes, sc.metrics, out_dir, sc.name, sc.failure)
+            + quality_vs_cbr(rows, schemes, sc.metrics, out_dir, sc.name, sc.failure)
+            + quality_vs_ber(rows, schemes, sc.metrics, out_dir, sc.name, sc.failure,
+                             measured_ber(sc))
             + cbr_table(rows, schemes, out_dir)
             + quality_table(rows, schemes, sc.metrics, out_dir, sc.failure))

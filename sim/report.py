@@ -69,6 +69,10 @@ def run_table(out: Path, sc: Scenario) -> str:
     lines.append(f"results in {out}/: {STORE_NAME} (the store), summary.csv, timings.csv"
                  + (", quality_table.md, cbr_table.md/.csv" if sc.kind == "video" else ""))
     lines.append(f"plots in {out}/plots/ (png + pdf): {', '.join(plots)}")
+    if (out / "media" / "index.json").exists():
+        lines.append(f"saved frames and videos in {out}/media/ (listed in media/index.json)")
+    if (out / "report.html").exists():
+        lines.append(f"open {out}/report.html in a browser: every table, plot and saved video")
     return "\n".join(lines)
 
 

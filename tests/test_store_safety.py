@@ -301,8 +301,10 @@ def _check_outputs(out):
         else:
             assert data.endswith(PNG_END), f"{p} is cut short"
     visible = {p.name for p in out.iterdir() if not p.name.startswith(".")}
-    assert visible <= {STORE, "summary.csv", "timings.csv", "plots"}, visible
+    assert visible <= {STORE, "summary.csv", "timings.csv", "plots", "report.html"}, visible
     assert (out / "summary.csv").read_text().startswith("scheme,")
+    if (out / "report.html").exists():
+        assert (out / "report.html").read_text().endswith("</html>\n"), "report.html cut short"
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,7 +54,8 @@ def _caption(row: dict, frame: int, metrics: list[str]) -> str:
     lines += [" \u00b7 ".join(vals[i:i + 2]) for i in range(0, len(vals), 2)]
     if row.get("failed"):
         why = (row.get("failure") or "").split(";")[0]
-        lines.append("FAILED: " + (why[:48] + "\u2026" if len(why) > 48 else why))
+        why = why[:72] + "\u2026" if len(why) > 72 else why
+        lines += textwrap.wrap("FAILED: " + why, 30)  # within the tile's width
     return "\n".join(lines)
 
 

@@ -292,9 +292,10 @@ def _qc_graph(pcm, z: int, n_dec: int):
     r = np.arange(z)
     ri = (rows[:, None] * z + r).ravel()
     ci = (col[:, None] * z + (r + sh[:, None]) % z).ravel()
-    rebuilt = np.zeros(pcm.shape, dtype=bool)
-    rebuilt[ri, ci] = True
-    if pcm.nnz != ri.size or not rebuilt[pcm.nonzero()].all():
+    # compared as sorted flat indices: a dense rebuilt matrix is 0.46 GB at z = 384
+    pr, pc = pcm.nonzero()
+    if pr.size != ri.size or not np.array_equal(np.sort(pr * n_cols + pc),
+                                                 np.sort(ri * n_cols + ci)):
         raise ValueError(f"parity-check matrix {pcm.shape} is not made of {z}x{z} circulants")
     active = np.ones((n_rows // z, z), dtype=np.float32)
     dead = np.unique(ri[ci >= n_dec])
